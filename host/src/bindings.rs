@@ -1,0 +1,12 @@
+//! Generated bindings for the `apiary:plugin` world, quarantined here. Host functions are
+//! async (they await the egress pipeline) and trappable (a host bug or a broken limit traps
+//! the guest instead of returning a value it must handle).
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "plugin",
+    imports: { default: async | trappable },
+    exports: { default: async },
+});
+
+pub(crate) use apiary::plugin::{config, http, log, output, secrets, state, types};

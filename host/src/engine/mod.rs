@@ -1,0 +1,567 @@
+//! The runtime: one wasmtime engine (async, pooling allocator, epoch interruption), one
+//! compiled component and pre-instantiated handle per plugin, and a fresh store per run with
+//! its own memory limit and deadline.
+
+mod cache;
+mod limits;
+
+pub use cache::{cache_key, default_cache_dir};
+pub use limits::{EPOCH_TICK, MemoryLimitExceeded};
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasmtime::component::{Linker, ResourceTable};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::bindings::{self, Plugin as PluginBindings, PluginPre};
+use crate::clock::Clock;
+use crate::config::ConfigCtx;
+use crate::http::{Egress, EgressParts, EgressPolicy, HttpCtx, RunStats};
+use crate::log::LogCtx;
+use crate::manifest::{LoadedManifest, MAX_MEMORY_MIB, ManifestError};
+use crate::output::{OutputCtx, RecordSink};
+use crate::secrets::{MissingSecret, SecretStore, SecretsCtx};
+use crate::state::{MemoryStateStore, StateCtx, StateScope, StateStore};
+use crate::tenant::TenantId;
+use limits::{EpochTicker, MemoryLimiter};
+
+/// Default number of runs that may be live at once (the pooling allocator's slot count).
+pub const DEFAULT_MAX_CONCURRENT_RUNS: u32 = 64;
+/// How much of a guest's stderr is kept to explain a trap (a Rust panic message, usually).
+pub const GUEST_STDERR_BYTES: usize = 16 * 1024;
+
+/// How to build a [`Runtime`].
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Where compiled components are cached; `None` compiles on every load.
+    pub cache_dir: Option<PathBuf>,
+    /// Runs that may be live at once.
+    pub max_concurrent_runs: u32,
+    /// The egress pipeline's shared parts (secrets, buckets, clock, pool).
+    pub egress: EgressParts,
+    /// Where checkpoint state lives.
+    pub state: Arc<dyn StateStore>,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            cache_dir: default_cache_dir(),
+            max_concurrent_runs: DEFAULT_MAX_CONCURRENT_RUNS,
+            egress: EgressParts::default(),
+            state: Arc::new(MemoryStateStore::default()),
+        }
+    }
+}
+
+/// Why a plugin could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The manifest, or the component it names, could not be read.
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    /// The component did not compile or does not fit the `apiary:plugin` world.
+    #[error("failed to load component {path}: {message}")]
+    Component {
+        /// The component's path.
+        path: PathBuf,
+        /// The compiler's or linker's explanation.
+        message: String,
+    },
+}
+
+/// The runtime could not be built (an engine configuration the platform refuses).
+#[derive(Debug, thiserror::Error)]
+#[error("failed to start the wasm engine: {0}")]
+pub struct EngineError(String);
+
+/// Why a run failed. Guest-reported failures and host-enforced limits are told apart.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The plugin has no such operation.
+    #[error("plugin `{plugin}` has no operation `{operation}`")]
+    UnknownOperation {
+        /// The plugin.
+        plugin: String,
+        /// The operation asked for.
+        operation: String,
+    },
+    /// The plugin rejected the input.
+    #[error("plugin `{plugin}` rejected the input: {message}")]
+    InvalidInput {
+        /// The plugin.
+        plugin: String,
+        /// The plugin's explanation.
+        message: String,
+    },
+    /// The plugin reported a failure.
+    #[error("plugin `{plugin}` failed: {message}")]
+    Failed {
+        /// The plugin.
+        plugin: String,
+        /// The plugin's explanation.
+        message: String,
+    },
+    /// The run went past its wall-clock deadline and was stopped.
+    #[error("plugin `{plugin}` was stopped: it exceeded its deadline of {}", humantime::format_duration(*.deadline))]
+    DeadlineExceeded {
+        /// The plugin.
+        plugin: String,
+        /// The deadline.
+        deadline: Duration,
+    },
+    /// The run asked for more memory than its limit and was stopped.
+    #[error("plugin `{plugin}` was stopped: {source}")]
+    MemoryExceeded {
+        /// The plugin.
+        plugin: String,
+        /// The limit and the request.
+        source: MemoryLimitExceeded,
+    },
+    /// The guest trapped (a panic, an abort, a host-side failure such as a closed output).
+    #[error("plugin `{plugin}` crashed: {message}")]
+    Trap {
+        /// The plugin.
+        plugin: String,
+        /// The trap and, when the guest printed one, its last stderr lines.
+        message: String,
+    },
+    /// A declared secret has no value in the run's tenant.
+    #[error(transparent)]
+    MissingSecret(#[from] MissingSecret),
+}
+
+/// A plugin's self-description, from its `describe` export.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginDescription {
+    /// The plugin's name.
+    pub name: String,
+    /// The plugin's version.
+    pub version: String,
+    /// Its operations, as (name, one-line summary).
+    pub operations: Vec<(String, String)>,
+}
+
+/// A plugin ready to run: its manifest, its policy and its pre-instantiated component.
+pub struct Plugin {
+    manifest: LoadedManifest,
+    policy: Arc<EgressPolicy>,
+    pre: PluginPre<RunState>,
+}
+
+impl fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Plugin").field("manifest", &self.manifest).finish_non_exhaustive()
+    }
+}
+
+impl Plugin {
+    /// The plugin's manifest.
+    pub fn manifest(&self) -> &LoadedManifest {
+        &self.manifest
+    }
+
+    /// The plugin's name.
+    pub fn name(&self) -> &str {
+        &self.manifest.manifest.name
+    }
+}
+
+/// What to run: an operation, its input, and the run's tenant, configuration and output.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    /// The tenant the run belongs to.
+    pub tenant: TenantId,
+    /// The operation to run.
+    pub operation: String,
+    /// The input, a JSON document.
+    pub input: String,
+    /// Configuration overriding the manifest's `[config]`.
+    pub config: BTreeMap<String, String>,
+    /// Where records go.
+    pub sink: Arc<dyn RecordSink>,
+}
+
+impl RunRequest {
+    /// A run of `operation` for the default tenant with input `{}` and no configuration.
+    pub fn new(operation: impl Into<String>, sink: Arc<dyn RecordSink>) -> Self {
+        Self {
+            tenant: TenantId::default(),
+            operation: operation.into(),
+            input: "{}".into(),
+            config: BTreeMap::new(),
+            sink,
+        }
+    }
+
+    /// The same run with `input`.
+    pub fn input(mut self, input: impl Into<String>) -> Self {
+        self.input = input.into();
+        self
+    }
+
+    /// The same run with `key` set to `value`.
+    pub fn config(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.config.insert(key.into(), value.into());
+        self
+    }
+
+    /// The same run for `tenant`.
+    pub fn tenant(mut self, tenant: TenantId) -> Self {
+        self.tenant = tenant;
+        self
+    }
+}
+
+/// What a finished run did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunReport {
+    /// Pages the plugin says it read.
+    pub pages: u32,
+    /// The plugin's closing message.
+    pub message: Option<String>,
+    /// Requests the plugin made.
+    pub requests: u64,
+    /// Attempts sent to servers.
+    pub attempts: u64,
+    /// Retries made.
+    pub retries: u64,
+    /// Waits for a rate-limit slot.
+    pub rate_limit_waits: u64,
+    /// Time spent waiting for retries and rate limits.
+    pub waited: Duration,
+    /// Requests that failed.
+    pub failures: u64,
+    /// Records emitted.
+    pub records: u64,
+    /// Response bytes received.
+    pub bytes_received: u64,
+    /// Wall-clock duration of the run.
+    pub duration: Duration,
+}
+
+impl fmt::Display for RunReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} records, {} pages, {} requests ({} retries, {} rate-limit waits, {} failed), waited {}, took {}",
+            self.records,
+            self.pages,
+            self.requests,
+            self.retries,
+            self.rate_limit_waits,
+            self.failures,
+            humantime::format_duration(Duration::from_millis(self.waited.as_millis() as u64)),
+            humantime::format_duration(Duration::from_millis(self.duration.as_millis() as u64)),
+        )?;
+        if let Some(message) = &self.message {
+            write!(f, "; {message}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A store's data: WASI (granting nothing) plus one context per Apiary capability.
+pub(crate) struct RunState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    stderr: MemoryOutputPipe,
+    limiter: MemoryLimiter,
+    http: HttpCtx,
+    secrets: SecretsCtx,
+    log: LogCtx,
+    config: ConfigCtx,
+    state: StateCtx,
+    output: OutputCtx,
+}
+
+impl WasiView for RunState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// Runs plugins: owns the engine, the linker and the app-wide egress pipeline.
+///
+/// ```no_run
+/// use apiary_host::{Manifest, MemorySink, RunRequest, Runtime, RuntimeConfig};
+/// use std::{path::Path, sync::Arc};
+///
+/// # async fn demo() -> anyhow::Result<()> {
+/// let runtime = Runtime::new(RuntimeConfig::default())?;
+/// let plugin = runtime.load(Manifest::load(Path::new("plugins/github"))?)?;
+/// let sink = MemorySink::default();
+/// let request = RunRequest::new("issues", Arc::new(sink.clone())).input(r#"{"owner":"o","repo":"r"}"#);
+/// let report = runtime.run(&plugin, request).await?;
+/// println!("{report}");
+/// # Ok(()) }
+/// ```
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<RunState>,
+    egress: Egress,
+    secrets: Arc<SecretStore>,
+    clock: Arc<dyn Clock>,
+    state: Arc<dyn StateStore>,
+    cache_dir: Option<PathBuf>,
+    _ticker: EpochTicker,
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime").field("cache_dir", &self.cache_dir).finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    /// Builds the engine, links every capability and starts the epoch ticker.
+    ///
+    /// # Errors
+    /// [`EngineError`] when the platform refuses the engine configuration.
+    pub fn new(config: RuntimeConfig) -> Result<Self, EngineError> {
+        let engine = Engine::new(&engine_config(config.max_concurrent_runs)).map_err(|e| EngineError(e.to_string()))?;
+        let linker = build_linker(&engine).map_err(|e| EngineError(e.to_string()))?;
+        let secrets = config.egress.secrets.clone();
+        let clock = config.egress.clock.clone();
+        Ok(Self {
+            _ticker: EpochTicker::start(engine.clone()),
+            egress: Egress::new(config.egress),
+            engine,
+            linker,
+            secrets,
+            clock,
+            state: config.state,
+            cache_dir: config.cache_dir,
+        })
+    }
+
+    /// The secret store runs draw from; load values into it before running.
+    pub fn secrets(&self) -> &Arc<SecretStore> {
+        &self.secrets
+    }
+
+    /// Loads the plugin a manifest describes, compiling its component (or reusing the cache).
+    ///
+    /// # Errors
+    /// [`LoadError`] when the component is missing, fails its checksum, or does not fit the world.
+    pub fn load(&self, manifest: LoadedManifest) -> Result<Plugin, LoadError> {
+        let path = manifest.component_path();
+        self.load_component(manifest, &path)
+    }
+
+    /// Like [`Runtime::load`], with the component read from `component` instead of the
+    /// manifest's path (for builds that put components elsewhere).
+    ///
+    /// # Errors
+    /// As [`Runtime::load`].
+    pub fn load_component(&self, manifest: LoadedManifest, component: &Path) -> Result<Plugin, LoadError> {
+        let bytes = manifest.read_component(component)?;
+        let error = |e: wasmtime::Error| LoadError::Component { path: component.to_path_buf(), message: format!("{e:#}") };
+        let compiled = cache::load_or_compile(&self.engine, self.cache_dir.as_deref(), &bytes).map_err(error)?;
+        let instance_pre = self.linker.instantiate_pre(&compiled).map_err(error)?;
+        let pre = PluginPre::new(instance_pre).map_err(error)?;
+        let policy = Arc::new(EgressPolicy::from_manifest(&manifest.manifest));
+        Ok(Plugin { manifest, policy, pre })
+    }
+
+    /// Calls the plugin's `describe` export.
+    ///
+    /// # Errors
+    /// [`RunError`] when the plugin traps or overruns its limits.
+    pub async fn describe(&self, plugin: &Plugin) -> Result<PluginDescription, RunError> {
+        let request = RunRequest::new("describe", Arc::new(crate::output::MemorySink::default()));
+        let (mut store, deadline) = self.new_store(plugin, &request);
+        let info = self
+            .call(plugin, &mut store, deadline, async |instance: PluginBindings, store: &mut Store<RunState>| instance.call_describe(store).await)
+            .await?;
+        Ok(PluginDescription {
+            name: info.name,
+            version: info.version,
+            operations: info.operations.into_iter().map(|o| (o.name, o.summary)).collect(),
+        })
+    }
+
+    /// Runs one operation of `plugin` to completion, within its memory limit and deadline.
+    ///
+    /// # Errors
+    /// [`RunError`]: a missing secret (before the plugin starts), a failure the plugin
+    /// reports, or a limit the host enforced.
+    pub async fn run(&self, plugin: &Plugin, request: RunRequest) -> Result<RunReport, RunError> {
+        self.check_secrets(plugin, &request.tenant)?;
+        let started = Instant::now();
+        let (mut store, deadline) = self.new_store(plugin, &request);
+        let (operation, input) = (request.operation.clone(), request.input.clone());
+        let result = self
+            .call(plugin, &mut store, deadline, async move |instance: PluginBindings, store: &mut Store<RunState>| {
+                instance.call_run(store, &operation, &input).await
+            })
+            .await?;
+        let name = plugin.name().to_string();
+        let summary = result.map_err(|error| match error {
+            bindings::types::RunError::UnknownOperation(operation) => RunError::UnknownOperation { plugin: name.clone(), operation },
+            bindings::types::RunError::InvalidInput(message) => RunError::InvalidInput { plugin: name.clone(), message },
+            bindings::types::RunError::Http(error) => RunError::Failed { plugin: name.clone(), message: describe_http_error(&error) },
+            bindings::types::RunError::Failed(message) => RunError::Failed { plugin: name.clone(), message },
+        })?;
+        let stats = &store.data().http.stats;
+        let get = |c: &std::sync::atomic::AtomicU64| RunStats::get(c);
+        Ok(RunReport {
+            pages: summary.pages,
+            message: summary.message,
+            requests: get(&stats.requests),
+            attempts: get(&stats.attempts),
+            retries: get(&stats.retries),
+            rate_limit_waits: get(&stats.rate_limit_waits),
+            waited: Duration::from_millis(get(&stats.waited_ms)),
+            failures: get(&stats.failures),
+            records: get(&stats.records),
+            bytes_received: get(&stats.bytes_received),
+            duration: started.elapsed(),
+        })
+    }
+
+    fn check_secrets(&self, plugin: &Plugin, tenant: &TenantId) -> Result<(), MissingSecret> {
+        for (name, permission) in &plugin.manifest.manifest.permissions.secrets {
+            if self.secrets.get(tenant, name).is_none() {
+                return Err(MissingSecret { name: name.clone(), var: permission.env_var(name), env_file: None });
+            }
+        }
+        Ok(())
+    }
+
+    fn new_store(&self, plugin: &Plugin, request: &RunRequest) -> (Store<RunState>, Duration) {
+        let manifest = &plugin.manifest.manifest;
+        let deadline = manifest.limits.deadline;
+        let stats = Arc::new(RunStats::default());
+        let stderr = MemoryOutputPipe::new(GUEST_STDERR_BYTES);
+        // Nothing is granted: no preopened directories, environment, arguments or sockets.
+        let wasi = WasiCtx::builder()
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let state = RunState {
+            wasi,
+            table: ResourceTable::new(),
+            stderr,
+            limiter: MemoryLimiter::new(manifest.limits.memory_mib),
+            http: HttpCtx {
+                egress: self.egress.clone(),
+                tenant: request.tenant.clone(),
+                policy: plugin.policy.clone(),
+                stats: stats.clone(),
+                deadline: Some(self.clock.monotonic() + deadline),
+            },
+            secrets: SecretsCtx {
+                store: self.secrets.clone(),
+                tenant: request.tenant.clone(),
+                declared: manifest.permissions.secrets.keys().cloned().collect::<BTreeSet<_>>(),
+            },
+            log: LogCtx { tenant: request.tenant.clone(), plugin: manifest.name.clone() },
+            config: ConfigCtx::new(&manifest.config, &request.config),
+            state: StateCtx {
+                store: self.state.clone(),
+                scope: StateScope { tenant: request.tenant.clone(), plugin: manifest.name.clone() },
+            },
+            output: OutputCtx { sink: request.sink.clone(), stats },
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limiter);
+        // Yield to the executor at every epoch tick, so the deadline below can fire even while
+        // the guest spins without calling the host.
+        store.epoch_deadline_async_yield_and_update(1);
+        (store, deadline)
+    }
+
+    /// Instantiates the plugin in `store` and runs `call` on it, within the deadline, turning
+    /// traps into [`RunError`]s that say which limit was hit.
+    async fn call<R>(
+        &self,
+        plugin: &Plugin,
+        store: &mut Store<RunState>,
+        deadline: Duration,
+        call: impl AsyncFnOnce(PluginBindings, &mut Store<RunState>) -> wasmtime::Result<R>,
+    ) -> Result<R, RunError> {
+        let name = plugin.name().to_string();
+        let work = async {
+            let instance = plugin.pre.instantiate_async(&mut *store).await?;
+            call(instance, &mut *store).await
+        };
+        match tokio::time::timeout(deadline, work).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(trap)) => Err(classify_trap(&name, trap, store.data())),
+            Err(_) => Err(RunError::DeadlineExceeded { plugin: name, deadline }),
+        }
+    }
+}
+
+fn classify_trap(plugin: &str, trap: wasmtime::Error, state: &RunState) -> RunError {
+    let plugin = plugin.to_string();
+    if let Some(source) = trap.downcast_ref::<MemoryLimitExceeded>() {
+        return RunError::MemoryExceeded {
+            plugin,
+            source: MemoryLimitExceeded { limit_mib: source.limit_mib, desired_mib: source.desired_mib },
+        };
+    }
+    let mut message = match trap.downcast_ref::<wasmtime::Trap>() {
+        Some(code) => code.to_string(),
+        None => format!("{trap:#}"),
+    };
+    if state.limiter.exceeded {
+        message.push_str(" (after its memory limit was reached)");
+    }
+    let stderr = state.stderr.contents();
+    let stderr = String::from_utf8_lossy(&stderr);
+    let stderr = stderr.trim();
+    if !stderr.is_empty() {
+        message.push_str("; guest stderr: ");
+        message.push_str(&stderr.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join(" | "));
+    }
+    RunError::Trap { plugin, message }
+}
+
+fn describe_http_error(error: &bindings::http::Error) -> String {
+    use bindings::http::Error as E;
+    match error {
+        E::Denied(m) | E::InvalidRequest(m) | E::Connection(m) => m.clone(),
+        E::Timeout(ms) => format!("request timed out after {ms} ms"),
+        E::RateLimited(ms) => format!("rate limited for {ms} ms"),
+        E::RetriesExhausted(r) => format!("gave up after {} attempts: {}", r.attempts, r.message),
+        E::BodyTooLarge(limit) => format!("response body exceeds {limit} bytes"),
+        E::Secret(e) => format!("secret: {e:?}"),
+    }
+}
+
+fn engine_config(max_runs: u32) -> Config {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config.epoch_interruption(true);
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(max_runs);
+    pool.total_core_instances(max_runs * 8);
+    pool.total_memories(max_runs * 2);
+    pool.total_tables(max_runs * 8);
+    pool.total_stacks(max_runs);
+    pool.max_memory_size(MAX_MEMORY_MIB as usize * 1024 * 1024);
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    config
+}
+
+fn build_linker(engine: &Engine) -> wasmtime::Result<Linker<RunState>> {
+    let mut linker = Linker::<RunState>::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    crate::http::add_to_linker(&mut linker, |s| &mut s.http)?;
+    crate::secrets::add_to_linker(&mut linker, |s| &mut s.secrets)?;
+    crate::log::add_to_linker(&mut linker, |s| &mut s.log)?;
+    crate::config::add_to_linker(&mut linker, |s| &mut s.config)?;
+    crate::state::add_to_linker(&mut linker, |s| &mut s.state)?;
+    crate::output::add_to_linker(&mut linker, |s| &mut s.output)?;
+    Ok(linker)
+}

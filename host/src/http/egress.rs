@@ -1,0 +1,212 @@
+//! The types every egress layer shares: the request and response, the per-call context, the
+//! typed error, and the counters a run keeps.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::manifest::{Limits, Manifest, SecretPermission};
+use crate::ratelimit::RateLimitConfig;
+use crate::retry::RetryPolicy;
+use crate::secrets::{SecretAttachment, SecretError};
+use crate::tenant::TenantId;
+
+use super::HostPattern;
+
+/// A request entering the egress pipeline: standard `http` types with a buffered body, so any
+/// entry point (the plugin's `http` interface, later `wasi:http`) can feed the same pipeline.
+/// Its extensions must hold an [`EgressContext`].
+pub type EgressRequest = http::Request<Bytes>;
+/// A response leaving the egress pipeline, body buffered.
+pub type EgressResponse = http::Response<Bytes>;
+
+/// What a plugin's manifest allows its requests, resolved once per loaded plugin.
+#[derive(Debug, Clone)]
+pub struct EgressPolicy {
+    /// The plugin's name.
+    pub plugin: String,
+    /// Destinations the plugin may reach.
+    pub hosts: Vec<HostPattern>,
+    /// Declared secrets and where each may be sent.
+    pub secrets: std::collections::BTreeMap<String, SecretPermission>,
+    /// The retry policy.
+    pub retry: RetryPolicy,
+    /// Declared rate limits.
+    pub ratelimits: Vec<RateLimitConfig>,
+    /// Timeouts and size caps.
+    pub limits: Limits,
+}
+
+impl EgressPolicy {
+    /// The policy a manifest declares.
+    pub fn from_manifest(manifest: &Manifest) -> Self {
+        Self {
+            plugin: manifest.name.clone(),
+            hosts: manifest.permissions.hosts.clone(),
+            secrets: manifest.permissions.secrets.clone(),
+            retry: RetryPolicy::new(manifest.retry.clone()),
+            ratelimits: manifest.ratelimit.clone(),
+            limits: manifest.limits.clone(),
+        }
+    }
+}
+
+/// Per-request options a plugin may set; each falls back to the policy's defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestOptions {
+    /// Timeout of each attempt.
+    pub timeout: Option<Duration>,
+    /// Whether repeating the request is safe; `None` derives it from the method.
+    pub idempotent: Option<bool>,
+    /// At most this many retries (never more than the policy allows).
+    pub max_retries: Option<u32>,
+    /// The rate-limit bucket; defaults to the destination host.
+    pub bucket: Option<String>,
+}
+
+/// Everything the layers need to know about one call, carried in the request's extensions.
+#[derive(Debug, Clone)]
+pub struct EgressContext {
+    /// The tenant the run belongs to.
+    pub tenant: TenantId,
+    /// The calling plugin's policy.
+    pub policy: Arc<EgressPolicy>,
+    /// Secrets to attach.
+    pub secrets: Vec<SecretAttachment>,
+    /// The request's options.
+    pub options: RequestOptions,
+    /// The run's counters.
+    pub stats: Arc<RunStats>,
+    /// Counters of this one call, read for its log event.
+    pub call: Arc<CallStats>,
+    /// The run's deadline on the clock's monotonic scale; waits past it are not started.
+    pub deadline: Option<Duration>,
+}
+
+impl EgressContext {
+    /// A context with no secrets, default options, fresh counters and no deadline.
+    pub fn new(tenant: TenantId, policy: Arc<EgressPolicy>) -> Self {
+        Self {
+            tenant,
+            policy,
+            secrets: Vec::new(),
+            options: RequestOptions::default(),
+            stats: Arc::default(),
+            call: Arc::default(),
+            deadline: None,
+        }
+    }
+
+    /// Reads the context of a request that entered the pipeline.
+    ///
+    /// # Errors
+    /// [`EgressError::InvalidRequest`] if the entry point forgot to attach one (a host bug,
+    /// reported rather than panicking).
+    pub fn of(request: &EgressRequest) -> Result<&EgressContext, EgressError> {
+        request
+            .extensions()
+            .get::<EgressContext>()
+            .ok_or_else(|| EgressError::InvalidRequest("request carries no egress context".into()))
+    }
+
+    /// Whether the request may be repeated: the explicit option, else the method's semantics.
+    pub fn idempotent(&self, method: &http::Method) -> bool {
+        self.options.idempotent.unwrap_or_else(|| method.is_idempotent())
+    }
+}
+
+/// Counters of one call through the pipeline.
+#[derive(Debug, Default)]
+pub struct CallStats {
+    /// Attempts sent to the server.
+    pub attempts: AtomicU32,
+    /// Total time spent waiting (backoff and rate limits), in milliseconds.
+    pub waited_ms: AtomicU64,
+}
+
+/// Counters of a whole run, shared by its calls; the CLI prints them as the run's summary.
+#[derive(Debug, Default)]
+pub struct RunStats {
+    /// Calls made by the plugin (one per `send`, one per batch item).
+    pub requests: AtomicU64,
+    /// Attempts sent to servers (requests plus retries).
+    pub attempts: AtomicU64,
+    /// Retries made.
+    pub retries: AtomicU64,
+    /// Times a request waited for a rate-limit slot.
+    pub rate_limit_waits: AtomicU64,
+    /// Total time spent waiting (backoff and rate limits), in milliseconds.
+    pub waited_ms: AtomicU64,
+    /// Calls that ended in an error.
+    pub failures: AtomicU64,
+    /// Response body bytes received.
+    pub bytes_received: AtomicU64,
+    /// Records the plugin emitted.
+    pub records: AtomicU64,
+}
+
+impl RunStats {
+    /// Adds `n` to a counter.
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Reads a counter.
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+
+    /// Records a wait of `wait` in both the call's and the run's counters.
+    pub fn record_wait(&self, call: &CallStats, wait: Duration) {
+        let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+        call.waited_ms.fetch_add(ms, Ordering::Relaxed);
+        Self::add(&self.waited_ms, ms);
+    }
+}
+
+/// Why a call through the pipeline failed. Each case maps to a case of the WIT `http.error`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EgressError {
+    /// The destination is not allowed.
+    #[error("{destination} is not an allowed destination for plugin `{plugin}`")]
+    Denied {
+        /// The destination, as `scheme://host:port`.
+        destination: String,
+        /// The plugin that asked.
+        plugin: String,
+    },
+    /// The request is malformed.
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// An attempt timed out and was not retried.
+    #[error("timed out after {}", humantime::format_duration(*.0))]
+    Timeout(Duration),
+    /// The rate limit (or the server's `Retry-After`) asks for a longer wait than allowed.
+    #[error("rate limited: the next slot is {} away", humantime::format_duration(*.0))]
+    RateLimited(Duration),
+    /// Every allowed attempt failed.
+    #[error("gave up after {attempts} attempts: {message}")]
+    RetriesExhausted {
+        /// Attempts made.
+        attempts: u32,
+        /// The last response's status, if the last attempt got one.
+        last_status: Option<u16>,
+        /// The last failure.
+        message: String,
+    },
+    /// The response body is larger than allowed.
+    #[error("response body exceeds the limit of {0} bytes")]
+    BodyTooLarge(u64),
+    /// No connection could be made: the server cannot have seen the request.
+    #[error("could not connect: {0}")]
+    Connect(String),
+    /// The connection failed after the request may have been sent.
+    #[error("connection failed: {0}")]
+    Connection(String),
+    /// A secret could not be attached.
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+}

@@ -1,0 +1,20 @@
+//! Outbound HTTP: the egress pipeline every request goes through, and the plugin's `http`
+//! interface that feeds it.
+//!
+//! - [`egress`](EgressRequest): the shared request, context, error and counter types.
+//! - [`allowlist`](HostPattern): which destinations a plugin may reach (fails closed).
+//! - [`client`](PooledClient): the pooled hyper-util client, per tenant.
+//! - [`pipeline`](Egress): the layer stack, built once per process.
+//! - `host`: the WIT glue, converting between the plugin's records and `http` types.
+
+mod allowlist;
+mod client;
+mod egress;
+mod host;
+mod pipeline;
+
+pub use allowlist::{AllowlistService, HostPattern, HostPatternError, destination, is_allowed};
+pub use client::{CONNECT_TIMEOUT, POOL_IDLE_TIMEOUT, POOL_MAX_IDLE_PER_HOST, PooledClient};
+pub use egress::{CallStats, EgressContext, EgressError, EgressPolicy, EgressRequest, EgressResponse, RequestOptions, RunStats};
+pub(crate) use host::{HttpCtx, add_to_linker};
+pub use pipeline::{Egress, EgressParts};

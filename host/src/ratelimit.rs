@@ -1,0 +1,349 @@
+//! Rate limits: a GCRA token bucket per tenant, plugin and bucket key, declared in the manifest.
+//!
+//! [`Gcra`] is the pure decision (checked against the shared vectors); [`RateLimiter`] holds the
+//! buckets, shared by every run of the process, and turns a decision into a wait.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use serde::Deserialize;
+use tower::{Service, ServiceExt};
+
+use crate::clock::Clock;
+use crate::http::{EgressContext, EgressError, EgressRequest, EgressResponse, RunStats};
+use crate::tenant::TenantId;
+
+/// Default longest wait for a rate-limit slot before the request fails with `rate-limited`.
+///
+/// A minute keeps a run moving through ordinary per-second and per-minute quotas, while a quota
+/// exhausted for an hour surfaces to the plugin instead of stalling the run silently.
+pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(60);
+
+/// One `[[ratelimit]]` entry of a manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// The bucket this entry governs: a destination host name, or a bucket key a request names.
+    /// Example: `bucket = "api.github.com"`
+    pub bucket: String,
+    /// Requests allowed per `per`.
+    /// Example: `rate = 5000`
+    pub rate: NonZeroU32,
+    /// The period of `rate`.
+    /// Example: `per = "1h"`
+    #[serde(with = "crate::manifest::duration")]
+    pub per: Duration,
+    /// Requests that may go at once after an idle period (at least 1).
+    /// Example: `burst = 10`
+    #[serde(default = "one")]
+    pub burst: NonZeroU32,
+    /// Longest wait for a slot before failing with `rate-limited`.
+    /// Example: `max_wait = "60s"`
+    #[serde(with = "crate::manifest::duration", default = "default_max_wait")]
+    pub max_wait: Duration,
+}
+
+fn one() -> NonZeroU32 {
+    NonZeroU32::MIN
+}
+
+fn default_max_wait() -> Duration {
+    DEFAULT_MAX_WAIT
+}
+
+/// A quota: `rate` cells per `period`, with `capacity` cells available at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    /// Time that one cell takes to replenish (the GCRA's T).
+    emission_interval: Duration,
+    /// Cells that may be taken at once after an idle period.
+    capacity: u32,
+}
+
+impl Quota {
+    /// `rate` cells per `period`, at most `capacity` at once.
+    pub fn new(rate: NonZeroU32, period: Duration, capacity: NonZeroU32) -> Self {
+        Self {
+            emission_interval: period / rate.get(),
+            capacity: capacity.get(),
+        }
+    }
+
+    /// The GCRA's delay variation tolerance: how far ahead of now the bucket may be booked.
+    fn tolerance(&self) -> Duration {
+        self.emission_interval.saturating_mul(self.capacity)
+    }
+}
+
+impl From<&RateLimitConfig> for Quota {
+    fn from(config: &RateLimitConfig) -> Self {
+        Quota::new(config.rate, config.per, config.burst)
+    }
+}
+
+/// The outcome of a [`Gcra::check`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateDecision {
+    /// Whether the request must not go now.
+    pub limited: bool,
+    /// Cells left after this decision.
+    pub remaining: u32,
+    /// Time until the bucket is full again.
+    pub reset_after: Duration,
+    /// When limited, the wait before the same request would be allowed; `None` when it never
+    /// will be (more cells than the capacity) or when not limited.
+    pub retry_after: Option<Duration>,
+}
+
+/// A generic cell rate algorithm bucket: one timestamp (the theoretical arrival time) per bucket.
+///
+/// ```
+/// use apiary_host::{Gcra, Quota};
+/// use std::num::NonZeroU32;
+/// use std::time::Duration;
+///
+/// let quota = Quota::new(NonZeroU32::new(1).unwrap(), Duration::from_secs(1), NonZeroU32::new(2).unwrap());
+/// let mut bucket = Gcra::default();
+/// assert!(!bucket.check(&quota, Duration::ZERO, 1).limited);
+/// assert!(!bucket.check(&quota, Duration::ZERO, 1).limited);
+/// let third = bucket.check(&quota, Duration::ZERO, 1);
+/// assert_eq!(third.retry_after, Some(Duration::from_secs(1)));
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Gcra {
+    /// Theoretical arrival time of the next cell, on the clock's monotonic scale.
+    tat: Option<Duration>,
+}
+
+impl Gcra {
+    /// Asks for `volume` cells at time `now`, taking them if allowed (volume 0 only peeks).
+    pub fn check(&mut self, quota: &Quota, now: Duration, volume: u32) -> RateDecision {
+        let tolerance = quota.tolerance();
+        let tat = self.tat.unwrap_or(now).max(now);
+        let increment = quota.emission_interval.saturating_mul(volume);
+        let new_tat = tat + increment;
+        let allow_at = new_tat.saturating_sub(tolerance);
+        if now < allow_at || increment > tolerance {
+            let retry_after = (increment <= tolerance).then(|| allow_at - now);
+            return RateDecision {
+                limited: true,
+                remaining: remaining(quota, tat - now),
+                reset_after: tat - now,
+                retry_after,
+            };
+        }
+        self.tat = Some(new_tat);
+        RateDecision {
+            limited: false,
+            remaining: remaining(quota, new_tat - now),
+            reset_after: new_tat - now,
+            retry_after: None,
+        }
+    }
+
+    /// Books one cell at `now` even if it is only available later, and returns how long the
+    /// caller must wait for it. Booking ahead keeps waiters in arrival order (fair, FIFO).
+    /// Nothing is booked when the wait would exceed `max_wait`; the wait is returned as `Err`.
+    pub fn reserve(&mut self, quota: &Quota, now: Duration, max_wait: Duration) -> Result<Duration, Duration> {
+        let tat = self.tat.unwrap_or(now).max(now);
+        let new_tat = tat + quota.emission_interval;
+        let wait = new_tat.saturating_sub(quota.tolerance()).saturating_sub(now);
+        if wait > max_wait {
+            return Err(wait);
+        }
+        self.tat = Some(new_tat);
+        Ok(wait)
+    }
+}
+
+fn remaining(quota: &Quota, booked_ahead: Duration) -> u32 {
+    let free = quota.tolerance().saturating_sub(booked_ahead);
+    (free.as_nanos() / quota.emission_interval.as_nanos().max(1)) as u32
+}
+
+/// Which bucket a request draws from: tenants and plugins never share a bucket.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct BucketKey {
+    /// The tenant the run belongs to.
+    pub tenant: TenantId,
+    /// The plugin's name.
+    pub plugin: String,
+    /// The request's bucket option, or its destination host.
+    pub bucket: String,
+}
+
+/// Every rate-limit bucket of the process, shared by all runs.
+#[derive(Debug, Default)]
+pub struct RateLimiter {
+    buckets: Mutex<HashMap<BucketKey, Gcra>>,
+}
+
+impl RateLimiter {
+    /// An empty set of buckets.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Books a slot in `key`'s bucket at `now`; `Ok(wait)` to wait before sending, or
+    /// `Err(wait)` when the wait would exceed `max_wait`.
+    pub fn reserve(&self, key: &BucketKey, quota: &Quota, now: Duration, max_wait: Duration) -> Result<Duration, Duration> {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(bucket) = buckets.get_mut(key) {
+            return bucket.reserve(quota, now, max_wait);
+        }
+        let mut bucket = Gcra::default();
+        let result = bucket.reserve(quota, now, max_wait);
+        buckets.insert(key.clone(), bucket);
+        result
+    }
+}
+
+/// The rate-limit egress layer: books a slot in the request's bucket (the `bucket` option, or
+/// the destination host) when the manifest declares a limit for it, and waits for the slot on
+/// the injected [`Clock`]. Every attempt, retries included, takes a slot.
+#[derive(Debug, Clone)]
+pub struct RateLimitService<S> {
+    inner: S,
+    limiter: Arc<RateLimiter>,
+    clock: Arc<dyn Clock>,
+}
+
+impl<S> RateLimitService<S> {
+    /// Wraps `inner`, booking in `limiter` and waiting on `clock`.
+    pub fn new(inner: S, limiter: Arc<RateLimiter>, clock: Arc<dyn Clock>) -> Self {
+        Self { inner, limiter, clock }
+    }
+}
+
+impl<S> Service<EgressRequest> for RateLimitService<S>
+where
+    S: Service<EgressRequest, Response = EgressResponse, Error = EgressError> + Clone + Send + 'static,
+    S::Future: Send,
+{
+    type Response = EgressResponse;
+    type Error = EgressError;
+    type Future = BoxFuture<'static, Result<EgressResponse, EgressError>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), EgressError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: EgressRequest) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move {
+            let ctx = EgressContext::of(&request)?;
+            let bucket = match &ctx.options.bucket {
+                Some(bucket) => bucket.clone(),
+                None => request.uri().host().unwrap_or_default().to_string(),
+            };
+            if let Some(rule) = ctx.policy.ratelimits.iter().find(|r| r.bucket == bucket) {
+                let now = this.clock.monotonic();
+                let max_wait = match ctx.deadline {
+                    Some(deadline) => rule.max_wait.min(deadline.saturating_sub(now)),
+                    None => rule.max_wait,
+                };
+                let key = BucketKey {
+                    tenant: ctx.tenant.clone(),
+                    plugin: ctx.policy.plugin.clone(),
+                    bucket,
+                };
+                let wait = this
+                    .limiter
+                    .reserve(&key, &Quota::from(rule), now, max_wait)
+                    .map_err(EgressError::RateLimited)?;
+                if !wait.is_zero() {
+                    RunStats::add(&ctx.stats.rate_limit_waits, 1);
+                    ctx.stats.record_wait(&ctx.call, wait);
+                    tracing::debug!(target: "apiary::egress", plugin = %key.plugin, bucket = %key.bucket, wait_ms = wait.as_millis() as u64, "waiting for a rate-limit slot");
+                    this.clock.sleep(wait).await;
+                }
+            }
+            this.inner.oneshot(request).await
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VECTORS: &str = include_str!("../../../shared/vectors/gcra.toml");
+
+    fn secs(s: f64) -> Duration {
+        Duration::from_secs_f64(s)
+    }
+
+    fn nz(n: u32) -> NonZeroU32 {
+        NonZeroU32::new(n).unwrap()
+    }
+
+    #[test]
+    fn gcra_vectors() {
+        let v: toml::Table = toml::from_str(VECTORS).unwrap();
+        let rate = v["rate_per_second"].as_integer().unwrap() as u32;
+        let burst = v["burst"].as_integer().unwrap() as u32;
+        // The vectors' burst counts the cells beyond the first.
+        let quota = Quota::new(nz(rate), Duration::from_secs(1), nz(burst + 1));
+        let mut bucket = Gcra::default();
+        for (i, case) in v["cases"].as_array().unwrap().iter().enumerate() {
+            let t = case["t"].as_float().unwrap();
+            let volume = case["volume"].as_integer().unwrap() as u32;
+            let got = bucket.check(&quota, secs(t), volume);
+            let retry_after = case["retry_after"].as_float().unwrap();
+            let expected = RateDecision {
+                limited: case["limited"].as_bool().unwrap(),
+                remaining: case["remaining"].as_integer().unwrap() as u32,
+                reset_after: secs(case["reset_after"].as_float().unwrap()),
+                retry_after: (retry_after >= 0.0).then(|| secs(retry_after)),
+            };
+            // Float seconds in the vectors: compare durations to the microsecond.
+            let close = |a: Duration, b: Duration| a.abs_diff(b) < Duration::from_micros(1);
+            assert_eq!(got.limited, expected.limited, "case {i}: {case:?}");
+            assert_eq!(got.remaining, expected.remaining, "case {i}: {case:?}");
+            assert!(close(got.reset_after, expected.reset_after), "case {i}: {got:?}");
+            match (got.retry_after, expected.retry_after) {
+                (Some(a), Some(b)) => assert!(close(a, b), "case {i}: {got:?}"),
+                (a, b) => assert_eq!(a, b, "case {i}"),
+            }
+        }
+    }
+
+    #[test]
+    fn an_idle_bucket_never_bursts_past_its_capacity() {
+        let quota = Quota::new(nz(5), Duration::from_secs(1), nz(5));
+        let mut bucket = Gcra::default();
+        for _ in 0..5 {
+            assert!(!bucket.check(&quota, secs(0.0), 1).limited);
+        }
+        assert!(bucket.check(&quota, secs(0.0), 1).limited);
+        for _ in 0..5 {
+            assert!(!bucket.check(&quota, secs(2.0), 1).limited);
+        }
+        assert!(bucket.check(&quota, secs(2.0), 1).limited);
+    }
+
+    #[test]
+    fn reservations_queue_in_order_and_refuse_past_max_wait() {
+        let quota = Quota::new(nz(2), Duration::from_secs(1), nz(1));
+        let limiter = RateLimiter::new();
+        let key = BucketKey {
+            tenant: TenantId::default(),
+            plugin: "p".into(),
+            bucket: "h".into(),
+        };
+        let max = Duration::from_secs(1);
+        assert_eq!(limiter.reserve(&key, &quota, secs(0.0), max), Ok(secs(0.0)));
+        assert_eq!(limiter.reserve(&key, &quota, secs(0.0), max), Ok(secs(0.5)));
+        assert_eq!(limiter.reserve(&key, &quota, secs(0.0), max), Ok(secs(1.0)));
+        // The next would wait 1.5 s: refused, and nothing is booked.
+        assert_eq!(limiter.reserve(&key, &quota, secs(0.0), max), Err(secs(1.5)));
+        assert_eq!(limiter.reserve(&key, &quota, secs(1.0), max), Ok(secs(0.5)));
+        // Another tenant's bucket is untouched.
+        let other = BucketKey { tenant: TenantId::new("acme"), ..key };
+        assert_eq!(limiter.reserve(&other, &quota, secs(1.0), max), Ok(secs(0.0)));
+    }
+}

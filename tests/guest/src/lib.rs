@@ -1,0 +1,307 @@
+//! A test-only Apiary plugin whose operations exercise the host's limits and pipeline.
+//!
+//! Each operation is listed, with its input and records, in [`OPERATIONS`]; the integration tests
+//! run them against loopback servers. Request outcomes are emitted as records rather than returned
+//! as errors, so a test can assert on every case of the WIT `http.error`.
+
+use std::time::Duration;
+
+use apiary_sdk::http::{self, Response};
+use apiary_sdk::paginate::LinkPages;
+use apiary_sdk::secrets::{self, SecretAttachment};
+use apiary_sdk::{
+    OperationInfo, Plugin, PluginInfo, RunError, RunSummary, config, log, output, state,
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// Every operation as (name, summary); `describe` reports them.
+const OPERATIONS: &[(&str, &str)] = &[
+    ("noop", "Returns at once with no records"),
+    (
+        "spin",
+        "Loops forever, for CPU limits (fuel, epochs, deadlines)",
+    ),
+    (
+        "alloc",
+        "Allocates 1 MiB chunks forever, for the memory limit",
+    ),
+    (
+        "fetch",
+        "Sends {url, method?, headers?, body?, secrets?, max_attempts?, max_retries?, idempotent?, \
+         timeout_ms?, bucket?} and emits {ok: true, status, headers, body, attempts} or \
+         {ok: false, error, detail}",
+    ),
+    (
+        "batch",
+        "Sends GET {urls} through send-batch and emits one fetch-shaped record per URL, in order",
+    ),
+    ("config", "Emits {config: {key: value}} from config get-all"),
+    (
+        "state",
+        "Replaces {key}'s state with {value} and emits {old, new}",
+    ),
+    (
+        "log",
+        "Logs one info line with a field and emits {logged: true}",
+    ),
+    ("emit-many", "Emits {count} records {i} for i from 0"),
+    ("panic", "Panics with \"test-guest panicked on purpose\""),
+    (
+        "paginate",
+        "Follows Link rel=next from {url}, emits every item of each page's JSON array",
+    ),
+];
+
+/// The size of each `alloc` chunk.
+const CHUNK_BYTES: usize = 1024 * 1024;
+
+struct TestGuest;
+
+impl Plugin for TestGuest {
+    fn describe() -> PluginInfo {
+        PluginInfo {
+            name: "test-guest".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            operations: OPERATIONS
+                .iter()
+                .map(|&(name, summary)| OperationInfo {
+                    name: name.into(),
+                    summary: summary.into(),
+                })
+                .collect(),
+        }
+    }
+
+    fn run(operation: &str, input: Value) -> Result<RunSummary, RunError> {
+        match operation {
+            "noop" => Ok(summary(0)),
+            "spin" => spin(),
+            "alloc" => alloc(),
+            "fetch" => fetch(apiary_sdk::parse_input(input)?),
+            "batch" => batch(apiary_sdk::parse_input(input)?),
+            "config" => emit_config(),
+            "state" => replace_state(apiary_sdk::parse_input(input)?),
+            "log" => log_line(),
+            "emit-many" => emit_many(apiary_sdk::parse_input(input)?),
+            "panic" => panic!("test-guest panicked on purpose"),
+            "paginate" => paginate(apiary_sdk::parse_input(input)?),
+            other => Err(RunError::UnknownOperation(other.into())),
+        }
+    }
+}
+
+apiary_sdk::export!(TestGuest);
+
+fn summary(pages: u32) -> RunSummary {
+    RunSummary {
+        pages,
+        message: None,
+    }
+}
+
+fn spin() -> ! {
+    let mut counter: u64 = 0;
+    loop {
+        // black_box keeps the optimiser from proving the loop pointless and removing it.
+        counter = std::hint::black_box(counter.wrapping_add(1));
+    }
+}
+
+fn alloc() -> ! {
+    let mut chunks: Vec<Vec<u8>> = Vec::new();
+    loop {
+        // Filled with ones, not zeros, so every page is written rather than lazily zeroed.
+        chunks.push(vec![1; CHUNK_BYTES]);
+        std::hint::black_box(&chunks);
+    }
+}
+
+/// The input of `fetch`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FetchInput {
+    url: String,
+    #[serde(default = "get_method")]
+    method: String,
+    #[serde(default)]
+    headers: Vec<(String, String)>,
+    body: Option<String>,
+    #[serde(default)]
+    secrets: Vec<SecretInput>,
+    max_attempts: Option<u32>,
+    max_retries: Option<u32>,
+    idempotent: Option<bool>,
+    timeout_ms: Option<u64>,
+    bucket: Option<String>,
+}
+
+fn get_method() -> String {
+    "GET".into()
+}
+
+/// A secret attachment: `{"name": "tok", "placement": "bearer" | {"basic": "user"} | ...}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SecretInput {
+    name: String,
+    placement: PlacementInput,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum PlacementInput {
+    Bearer,
+    Basic(String),
+    Header(String),
+    Query(String),
+}
+
+impl SecretInput {
+    fn attachment(&self) -> SecretAttachment {
+        match &self.placement {
+            PlacementInput::Bearer => secrets::bearer(&self.name),
+            PlacementInput::Basic(username) => secrets::basic(&self.name, username),
+            PlacementInput::Header(header) => secrets::header(&self.name, header),
+            PlacementInput::Query(param) => secrets::query(&self.name, param),
+        }
+    }
+}
+
+fn fetch(input: FetchInput) -> Result<RunSummary, RunError> {
+    let mut request = http::request(input.method.as_str().into(), input.url);
+    for (name, value) in input.headers {
+        request = request.header(name, value);
+    }
+    if let Some(body) = input.body {
+        request = request.body(body);
+    }
+    for secret in &input.secrets {
+        request = request.secret(secret.attachment());
+    }
+    if let Some(max_attempts) = input.max_attempts {
+        request = request.max_attempts(max_attempts);
+    }
+    if let Some(max_retries) = input.max_retries {
+        request = request.max_retries(max_retries);
+    }
+    if let Some(idempotent) = input.idempotent {
+        request = request.idempotent(idempotent);
+    }
+    if let Some(timeout_ms) = input.timeout_ms {
+        request = request.timeout(Duration::from_millis(timeout_ms));
+    }
+    if let Some(bucket) = input.bucket {
+        request = request.bucket(bucket);
+    }
+    output::emit(&outcome(request.send()))?;
+    Ok(summary(0))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchInput {
+    urls: Vec<String>,
+}
+
+fn batch(input: BatchInput) -> Result<RunSummary, RunError> {
+    for result in http::send_all(input.urls.into_iter().map(http::get)) {
+        output::emit(&outcome(result))?;
+    }
+    Ok(summary(0))
+}
+
+/// A request's outcome as a record: the response, or the error case (kebab-case) and its payload.
+fn outcome(result: Result<Response, http::Error>) -> Value {
+    let (case, detail) = match result {
+        Ok(response) => {
+            return json!({
+                "ok": true,
+                "status": response.status(),
+                "headers": response.headers(),
+                "body": response.text(),
+                "attempts": response.attempts(),
+            });
+        }
+        Err(http::Error::Denied(destination)) => ("denied", json!(destination)),
+        Err(http::Error::InvalidRequest(reason)) => ("invalid-request", json!(reason)),
+        Err(http::Error::Timeout(ms)) => ("timeout", json!(ms)),
+        Err(http::Error::RateLimited(ms)) => ("rate-limited", json!(ms)),
+        Err(http::Error::RetriesExhausted(last)) => (
+            "retries-exhausted",
+            json!({"attempts": last.attempts, "last_status": last.last_status, "message": last.message}),
+        ),
+        Err(http::Error::BodyTooLarge(limit)) => ("body-too-large", json!(limit)),
+        Err(http::Error::Connection(reason)) => ("connection", json!(reason)),
+        Err(http::Error::Secret(error)) => {
+            let (kind, message) = match error {
+                secrets::Error::Unknown(message) => ("unknown", message),
+                secrets::Error::NotBound(message) => ("not-bound", message),
+                secrets::Error::InvalidPlacement(message) => ("invalid-placement", message),
+            };
+            ("secret", json!({"kind": kind, "message": message}))
+        }
+    };
+    json!({"ok": false, "error": case, "detail": detail})
+}
+
+fn emit_config() -> Result<RunSummary, RunError> {
+    let config: serde_json::Map<String, Value> = config::all()
+        .into_iter()
+        .map(|(key, value)| (key, Value::String(value)))
+        .collect();
+    output::emit(&json!({ "config": config }))?;
+    Ok(summary(0))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StateInput {
+    key: String,
+    value: String,
+}
+
+fn replace_state(input: StateInput) -> Result<RunSummary, RunError> {
+    let old = state::get(&input.key)?;
+    state::put(&input.key, &input.value)?;
+    output::emit(&json!({"old": old, "new": input.value}))?;
+    Ok(summary(0))
+}
+
+fn log_line() -> Result<RunSummary, RunError> {
+    log::info("test-guest log operation", &[("answer", "42")]);
+    output::emit(&json!({"logged": true}))?;
+    Ok(summary(0))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EmitManyInput {
+    count: u64,
+}
+
+fn emit_many(input: EmitManyInput) -> Result<RunSummary, RunError> {
+    for i in 0..input.count {
+        output::emit(&json!({ "i": i }))?;
+    }
+    Ok(summary(0))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PaginateInput {
+    url: String,
+}
+
+fn paginate(input: PaginateInput) -> Result<RunSummary, RunError> {
+    let mut pages = LinkPages::new(http::get(input.url));
+    for page in pages.by_ref() {
+        for item in page?
+            .json::<Vec<Value>>()
+            .map_err(apiary_sdk::json_failed)?
+        {
+            output::emit(&item)?;
+        }
+    }
+    Ok(summary(pages.pages()))
+}
