@@ -34,7 +34,7 @@ use crate::http::{self, RequestBuilder, Response};
 pub const DEFAULT_MAX_PAGES: u32 = 10_000;
 
 /// Why a walk over pages stopped early.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum PageError {
     /// A page's request failed.
     Http(http::Error),

@@ -1,5 +1,290 @@
-//! The `apiary` command-line interface.
-/// Entry point of the `apiary` binary.
-pub fn main() -> std::process::ExitCode {
-    std::process::ExitCode::SUCCESS
+//! The `apiary` command-line interface: one clap struct per subcommand, each with an
+//! `execute` that calls the library. Errors are reported as one line with a non-zero exit.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use secrecy::SecretString;
+
+use crate::demo::{DEMO_REPOSITORY, DemoApi, DemoApiConfig};
+use crate::{
+    EnvSecretSource, FileStateStore, LoadedManifest, Manifest, MemoryStateStore, NdjsonSink, Plugin, RunRequest,
+    Runtime, RuntimeConfig, StateStore, TenantId,
+};
+
+/// Runs WebAssembly plugins that automate third-party APIs.
+#[derive(Debug, Parser)]
+#[command(name = "apiary", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log filter (tracing's `EnvFilter` syntax); `RUST_LOG` overrides it.
+    #[arg(long, global = true, default_value = "info")]
+    pub log: String,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Don't cache compiled components on disk.
+    #[arg(long, global = true)]
+    pub no_cache: bool,
+}
+
+/// How logs are written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per event.
+    Json,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run an operation of a plugin; records go to stdout as NDJSON, a summary to stderr.
+    Run(RunCommand),
+    /// Print a plugin's manifest and its `describe()`.
+    Inspect(InspectCommand),
+    /// Start the bundled example API on 127.0.0.1 and run the github plugin against it.
+    Demo(DemoCommand),
+}
+
+/// `apiary run`.
+#[derive(Debug, clap::Args)]
+pub struct RunCommand {
+    /// The plugin's directory or its plugin.toml.
+    pub plugin: PathBuf,
+    /// The operation to run.
+    pub operation: String,
+    /// The operation's input as JSON, or `@FILE` to read it from a file.
+    #[arg(long, default_value = "{}")]
+    pub input: String,
+    /// A configuration value, overriding the manifest's `[config]` (repeatable).
+    #[arg(long = "config", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub config: Vec<(String, String)>,
+    /// A .env file with secret values (it wins over the environment).
+    #[arg(long)]
+    pub env_file: Option<PathBuf>,
+    /// Use this component instead of the manifest's `component`.
+    #[arg(long)]
+    pub component: Option<PathBuf>,
+    /// The tenant the run belongs to.
+    #[arg(long, default_value = TenantId::DEFAULT_NAME)]
+    pub tenant: String,
+    /// Keep checkpoint state in this directory (otherwise state lasts for this run only).
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+}
+
+/// `apiary inspect`.
+#[derive(Debug, clap::Args)]
+pub struct InspectCommand {
+    /// The plugin's directory or its plugin.toml.
+    pub plugin: PathBuf,
+    /// Use this component instead of the manifest's `component`.
+    #[arg(long)]
+    pub component: Option<PathBuf>,
+}
+
+/// `apiary demo`.
+#[derive(Debug, clap::Args)]
+pub struct DemoCommand {
+    /// The github plugin's directory (found next to the working directory or the sources by default).
+    #[arg(long)]
+    pub plugin: Option<PathBuf>,
+    /// Use this component instead of the manifest's `component`.
+    #[arg(long)]
+    pub component: Option<PathBuf>,
+    /// Items in the example repository.
+    #[arg(long, default_value_t = 45)]
+    pub items: u32,
+    /// Page size asked of the example API.
+    #[arg(long, default_value_t = 10)]
+    pub per_page: u32,
+    /// Don't inject the 429 and the 503.
+    #[arg(long)]
+    pub no_faults: bool,
+}
+
+fn parse_key_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
+        _ => Err(format!("`{text}` is not KEY=VALUE")),
+    }
+}
+
+/// Entry point of the `apiary` binary: parses the arguments, runs the command, and prints any
+/// error as one line.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log, cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => return fail(anyhow::Error::new(error).context("failed to start the async runtime")),
+    };
+    match runtime.block_on(cli.execute()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => fail(error),
+    }
+}
+
+fn fail(error: anyhow::Error) -> ExitCode {
+    eprintln!("error: {error:#}");
+    ExitCode::FAILURE
+}
+
+fn init_logging(filter: &str, format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(filter))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).compact().init(),
+    }
+}
+
+impl Cli {
+    /// Runs the chosen subcommand.
+    ///
+    /// # Errors
+    /// Any failure, with context saying what was being done.
+    pub async fn execute(self) -> anyhow::Result<()> {
+        let config = RuntimeConfig { cache_dir: if self.no_cache { None } else { crate::default_cache_dir() }, ..RuntimeConfig::default() };
+        match self.command {
+            Command::Run(command) => command.execute(config).await,
+            Command::Inspect(command) => command.execute(config).await,
+            Command::Demo(command) => command.execute(config).await,
+        }
+    }
+}
+
+fn load_plugin(runtime: &Runtime, manifest: LoadedManifest, component: Option<&Path>) -> anyhow::Result<Plugin> {
+    let path = component.map(Path::to_path_buf).unwrap_or_else(|| manifest.component_path());
+    if !path.exists() {
+        bail!(
+            "component {} not found: build it with `cargo build --release --target wasm32-wasip2` (see README.md), or pass --component",
+            path.display()
+        );
+    }
+    Ok(runtime.load_component(manifest, &path)?)
+}
+
+impl RunCommand {
+    /// Runs the operation, writing records to stdout and the summary to stderr.
+    ///
+    /// # Errors
+    /// A bad manifest, input or secret, or a failed run.
+    pub async fn execute(self, mut config: RuntimeConfig) -> anyhow::Result<()> {
+        let input = read_input(&self.input)?;
+        let manifest = Manifest::load(&self.plugin)?;
+        let tenant = TenantId::new(self.tenant.as_str());
+        let source = match &self.env_file {
+            Some(path) => EnvSecretSource::with_env_file(path)?,
+            None => EnvSecretSource::new(),
+        };
+        config.state = match &self.state_dir {
+            Some(dir) => Arc::new(FileStateStore::new(dir)) as Arc<dyn StateStore>,
+            None => Arc::new(MemoryStateStore::default()),
+        };
+        let runtime = Runtime::new(config)?;
+        runtime.secrets().load_declared(&tenant, &manifest.manifest.permissions.secrets, &source)?;
+        let plugin = load_plugin(&runtime, manifest, self.component.as_deref())?;
+        let sink = Arc::new(NdjsonSink::new(std::io::stdout()));
+        let request = RunRequest {
+            tenant,
+            operation: self.operation.clone(),
+            input,
+            config: self.config.into_iter().collect::<BTreeMap<_, _>>(),
+            sink,
+        };
+        let report = runtime.run(&plugin, request).await?;
+        eprintln!("apiary: {} {}: {report}", plugin.name(), self.operation);
+        Ok(())
+    }
+}
+
+fn read_input(input: &str) -> anyhow::Result<String> {
+    let (text, origin) = match input.strip_prefix('@') {
+        Some(path) => (std::fs::read_to_string(path).with_context(|| format!("failed to read --input file {path}"))?, path.to_string()),
+        None => (input.to_string(), "--input".to_string()),
+    };
+    serde_json::from_str::<serde_json::Value>(&text).with_context(|| format!("{origin} is not valid JSON"))?;
+    Ok(text)
+}
+
+impl InspectCommand {
+    /// Prints the manifest and the plugin's own description.
+    ///
+    /// # Errors
+    /// A bad manifest or component, or a plugin that fails to describe itself.
+    pub async fn execute(self, config: RuntimeConfig) -> anyhow::Result<()> {
+        let manifest = Manifest::load(&self.plugin)?;
+        let runtime = Runtime::new(config)?;
+        let plugin = load_plugin(&runtime, manifest, self.component.as_deref())?;
+        let description = runtime.describe(&plugin).await?;
+        print!("{}", plugin.manifest());
+        println!("describe:    {} {}", description.name, description.version);
+        for (name, summary) in &description.operations {
+            println!("  {name:<12} {summary}");
+        }
+        Ok(())
+    }
+}
+
+impl DemoCommand {
+    /// Starts the example API, runs the github plugin against it and reports what happened.
+    ///
+    /// # Errors
+    /// A missing plugin build, or a failed run.
+    pub async fn execute(self, config: RuntimeConfig) -> anyhow::Result<()> {
+        let plugin_dir = match self.plugin {
+            Some(dir) => dir,
+            None => default_github_plugin_dir()?,
+        };
+        let manifest = Manifest::load(&plugin_dir)?;
+        let token = format!("demo-{:016x}", fastrand::u64(..));
+        let api = DemoApi::start(DemoApiConfig {
+            token: token.clone(),
+            items: self.items,
+            inject_faults: !self.no_faults,
+            ..DemoApiConfig::default()
+        })
+        .await
+        .context("failed to start the example API")?;
+        eprintln!("apiary demo: example API listening on {} (bearer token required)", api.base_url());
+        let runtime = Runtime::new(config)?;
+        let tenant = TenantId::default();
+        runtime.secrets().insert(&tenant, "github_token", SecretString::from(token));
+        let plugin = load_plugin(&runtime, manifest, self.component.as_deref())?;
+        let (owner, repo) = DEMO_REPOSITORY;
+        let input = serde_json::json!({"owner": owner, "repo": repo, "per_page": self.per_page}).to_string();
+        let sink = Arc::new(NdjsonSink::new(std::io::stdout()));
+        let request = RunRequest::new("issues", sink).input(input).config("base_url", api.base_url()).tenant(tenant);
+        let report = runtime.run(&plugin, request).await?;
+        let seen = api.requests();
+        let authorized = seen.iter().filter(|r| r.authorized).count();
+        let faults = seen.iter().filter(|r| r.status == 429 || r.status == 503).count();
+        eprintln!("apiary demo: {report}");
+        eprintln!(
+            "apiary demo: the API saw {} requests, {authorized} carrying the token the plugin never saw; {faults} got an injected 429/503 and were retried",
+            seen.len()
+        );
+        Ok(())
+    }
+}
+
+/// `plugins/github` under the working directory, else next to this crate's sources.
+fn default_github_plugin_dir() -> anyhow::Result<PathBuf> {
+    let candidates = [PathBuf::from("plugins/github"), Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/github")];
+    candidates
+        .into_iter()
+        .find(|dir| dir.join(crate::MANIFEST_FILE).is_file())
+        .context("cannot find plugins/github: run from the repository root or pass --plugin")
 }

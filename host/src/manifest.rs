@@ -441,7 +441,7 @@ mod tests {
     #[test]
     fn unknown_field_names_file_line_and_field() {
         let err = parse(&format!("{MINIMAL}[limits]\nmemory_mb = 3\n")).unwrap_err().to_string();
-        assert!(err.starts_with("plugins/x/plugin.toml:5:1: limits: unknown field `memory_mb`"), "{err}");
+        assert!(err.starts_with("plugins/x/plugin.toml:5:1: limits.memory_mb: unknown field `memory_mb`"), "{err}");
     }
 
     #[test]

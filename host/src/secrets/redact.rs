@@ -33,7 +33,13 @@ impl Redactor {
         if value.is_empty() {
             return;
         }
-        let mut forms = vec![value.to_string(), utf8_percent_encode(value, NON_ALPHANUMERIC).to_string(), BASE64.encode(value)];
+        let mut forms = vec![
+            value.to_string(),
+            // Percent-encoded as in a path, and form-encoded as the query placement sends it.
+            utf8_percent_encode(value, NON_ALPHANUMERIC).to_string(),
+            url::form_urlencoded::byte_serialize(value.as_bytes()).collect(),
+            BASE64.encode(value),
+        ];
         if let Placement::Basic { username } = placement {
             forms.push(BASE64.encode(format!("{username}:{value}")));
         }
@@ -101,10 +107,16 @@ mod tests {
     #[test]
     fn every_sent_form_is_scrubbed() {
         let mut r = Redactor::default();
-        r.add("p@ss word", &Placement::Basic { username: "me".into() });
-        let basic = BASE64.encode("me:p@ss word");
-        let text = format!("raw=p@ss word enc=p%40ss%20word b64={basic} plain={}", BASE64.encode("p@ss word"));
-        assert_eq!(r.scrub_str(&text), "raw=[REDACTED] enc=[REDACTED] b64=[REDACTED] plain=[REDACTED]");
+        r.add("p@ss word-1", &Placement::Basic { username: "me".into() });
+        let basic = BASE64.encode("me:p@ss word-1");
+        let text = format!(
+            "raw=p@ss word-1 enc=p%40ss%20word%2D1 form=p%40ss+word-1 b64={basic} plain={}",
+            BASE64.encode("p@ss word-1")
+        );
+        assert_eq!(
+            r.scrub_str(&text),
+            "raw=[REDACTED] enc=[REDACTED] form=[REDACTED] b64=[REDACTED] plain=[REDACTED]"
+        );
     }
 
     #[test]

@@ -47,21 +47,19 @@ apiary_sdk::export!(GitHub);
 struct IssuesInput {
     owner: String,
     repo: String,
-    #[serde(default)]
-    state: IssueState,
+    #[serde(default = "open")]
+    state: String,
     #[serde(default = "max_per_page")]
     per_page: u32,
     #[serde(default)]
     include_pulls: bool,
 }
 
-#[derive(Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum IssueState {
-    #[default]
-    Open,
-    Closed,
-    All,
+/// The values GitHub accepts for `state`.
+const STATES: [&str; 3] = ["open", "closed", "all"];
+
+fn open() -> String {
+    "open".into()
 }
 
 /// GitHub's largest page size, and the default: fewer requests for the same issues.
@@ -140,22 +138,22 @@ fn issues(input: IssuesInput) -> Result<RunSummary, RunError> {
     } = input;
     check_name("owner", &owner)?;
     check_name("repo", &repo)?;
+    if !STATES.contains(&state.as_str()) {
+        return Err(RunError::InvalidInput(format!(
+            "state must be one of {STATES:?}, not `{state}`"
+        )));
+    }
     if !(1..=100).contains(&per_page) {
         return Err(RunError::InvalidInput(format!(
             "per_page must be 1 to 100, not {per_page}"
         )));
     }
-    let state = match state {
-        IssueState::Open => "open",
-        IssueState::Closed => "closed",
-        IssueState::All => "all",
-    };
     let base = config::get("base_url").unwrap_or_else(|| DEFAULT_BASE_URL.into());
     let mut first = http::get(format!(
         "{}/repos/{owner}/{repo}/issues",
         base.trim_end_matches('/')
     ))
-    .query("state", state)
+    .query("state", &state)
     .query("per_page", per_page.to_string())
     .header("accept", "application/vnd.github+json")
     .header("x-github-api-version", API_VERSION);
@@ -210,5 +208,63 @@ fn with_github_message(error: PageError) -> RunError {
             Err(_) => error.into(),
         },
         _ => error.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn input_defaults_to_open_issues_in_pages_of_100() {
+        let input: IssuesInput =
+            apiary_sdk::parse_input(json!({"owner": "o", "repo": "r"})).unwrap();
+        assert_eq!(input.state, "open");
+        assert_eq!(input.per_page, 100);
+        assert!(!input.include_pulls);
+    }
+
+    #[test]
+    fn bad_input_names_the_field() {
+        let missing = apiary_sdk::parse_input::<IssuesInput>(json!({"repo": "r"}))
+            .err()
+            .unwrap();
+        assert!(missing.to_string().contains("`owner`"), "{missing}");
+        let closing = json!({"owner": "o", "repo": "r", "state": "closing"});
+        let error = issues(apiary_sdk::parse_input(closing).unwrap()).unwrap_err();
+        assert!(error.to_string().contains("state"), "{error}");
+        let outside = json!({"owner": "o", "repo": "r", "per_page": 101});
+        let error = issues(apiary_sdk::parse_input(outside).unwrap()).unwrap_err();
+        assert!(error.to_string().contains("per_page"), "{error}");
+        let traversal = json!({"owner": "..", "repo": "r"});
+        let error = issues(apiary_sdk::parse_input(traversal).unwrap()).unwrap_err();
+        assert_eq!(
+            error,
+            RunError::InvalidInput("owner `..` is not a GitHub name".into())
+        );
+    }
+
+    #[test]
+    fn records_flatten_user_and_labels_and_flag_pull_requests() {
+        let issue: Issue = serde_json::from_value(json!({
+            "number": 7, "title": "Crash", "state": "closed", "user": null,
+            "labels": [{"id": 1, "name": "bug"}, {"id": 2, "name": "p1"}], "comments": 3,
+            "created_at": "2024-01-01T00:00:00Z", "updated_at": "2024-01-02T00:00:00Z",
+            "closed_at": "2024-01-03T00:00:00Z", "html_url": "https://github.com/o/r/pull/7",
+            "pull_request": {"url": "https://api.github.com/repos/o/r/pulls/7"}
+        }))
+        .unwrap();
+        let record = serde_json::to_value(IssueRecord::from(issue)).unwrap();
+        assert_eq!(
+            record,
+            json!({
+                "number": 7, "title": "Crash", "state": "closed", "user": null, "labels": ["bug", "p1"],
+                "comments": 3, "created_at": "2024-01-01T00:00:00Z", "updated_at": "2024-01-02T00:00:00Z",
+                "closed_at": "2024-01-03T00:00:00Z", "html_url": "https://github.com/o/r/pull/7",
+                "is_pull_request": true
+            })
+        );
     }
 }

@@ -1,0 +1,59 @@
+//! Benchmarks: instantiating and calling a trivial plugin, and one request through the full
+//! egress pipeline beside the same request made by a plain hyper-util client.
+
+use std::sync::Arc;
+
+use apiary_host::{Egress, EgressContext, EgressParts, EgressPolicy, Manifest, MemorySink, RunRequest, Runtime, TenantId};
+use apiary_tests::{TestServer, respond, test_guest, test_runtime_config};
+use bytes::Bytes;
+use criterion::{Criterion, criterion_group, criterion_main};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+fn instantiate_and_call(c: &mut Criterion) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let runtime = Runtime::new(test_runtime_config()).unwrap();
+    let plugin = test_guest(&runtime, "");
+    c.bench_function("plugin/instantiate+run noop", |b| {
+        b.to_async(&rt).iter(|| async {
+            let request = RunRequest::new("noop", Arc::new(MemorySink::default()));
+            runtime.run(&plugin, request).await.unwrap()
+        })
+    });
+}
+
+fn one_request(c: &mut Criterion) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = rt.block_on(TestServer::start(|_, _| respond(200, &[("content-type", "application/json")], r#"{"ok":true}"#)));
+    let url = format!("{}/bench", server.url());
+    let manifest = Manifest::parse(
+        "name = \"bench\"\nversion = \"1\"\ncomponent = \"x.wasm\"\n[permissions]\nhosts = [\"http://127.0.0.1:*\"]\n",
+        std::path::Path::new("bench.toml"),
+    )
+    .unwrap();
+    let policy = Arc::new(EgressPolicy::from_manifest(&manifest));
+    let egress = Egress::new(EgressParts::default());
+    let mut group = c.benchmark_group("one GET to a loopback server");
+    group.bench_function("apiary egress pipeline", |b| {
+        b.to_async(&rt).iter(|| async {
+            let request = http::Request::get(url.as_str())
+                .extension(EgressContext::new(TenantId::default(), policy.clone()))
+                .body(Bytes::new())
+                .unwrap();
+            egress.send(request).await.unwrap()
+        })
+    });
+    let plain: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    group.bench_function("plain hyper-util client", |b| {
+        b.to_async(&rt).iter(|| async {
+            let request = http::Request::get(url.as_str()).body(Full::new(Bytes::new())).unwrap();
+            let response = plain.request(request).await.unwrap();
+            response.into_body().collect().await.unwrap().to_bytes()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, instantiate_and_call, one_request);
+criterion_main!(benches);
