@@ -30,7 +30,14 @@ fn main() {
         command.args(["-p", package]);
     }
     // Flags and wrappers meant for the host build (coverage, clippy) must not leak into the guests.
-    for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "RUSTC_WORKSPACE_WRAPPER", "RUSTC_WRAPPER", "CARGO_BUILD_TARGET", "CARGO_TARGET_DIR"] {
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "RUSTC_WRAPPER",
+        "CARGO_BUILD_TARGET",
+        "CARGO_TARGET_DIR",
+    ] {
         command.env_remove(var);
     }
     let status = command.status().expect("running cargo for the wasm guests");
@@ -42,7 +49,10 @@ fn main() {
     for (package, stem, constant) in GUESTS {
         let path = target_dir.join("wasm32-wasip2/release").join(format!("{stem}.wasm"));
         assert!(path.exists(), "{package} did not produce {}", path.display());
-        constants.push_str(&format!("/// The `{package}` component.\npub const {constant}: &str = {:?};\n", path.display().to_string()));
+        constants.push_str(&format!(
+            "/// The `{package}` component.\npub const {constant}: &str = {:?};\n",
+            path.display().to_string()
+        ));
     }
     std::fs::write(out_dir.join("components.rs"), constants).unwrap();
 }

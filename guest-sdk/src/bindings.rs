@@ -4,12 +4,7 @@
 //! the generated ones print their `Debug` form as their `Display`.
 
 // Generated code does raw ABI work and documents only what the WIT documents.
-#![allow(
-    unsafe_code,
-    missing_docs,
-    unused_qualifications,
-    missing_debug_implementations
-)]
+#![allow(unsafe_code, missing_docs, unused_qualifications, missing_debug_implementations)]
 
 wit_bindgen::generate!({
     path: "../wit",

@@ -22,9 +22,7 @@ pub fn get(key: &str) -> Option<String> {
 ///
 /// [`RunError::InvalidInput`] naming `key` when it is not set.
 pub fn require(key: &str) -> Result<String, RunError> {
-    get(key).ok_or_else(|| {
-        RunError::InvalidInput(format!("config value `{key}` is required but not set"))
-    })
+    get(key).ok_or_else(|| RunError::InvalidInput(format!("config value `{key}` is required but not set")))
 }
 
 /// Every (key, value) pair, sorted by key.

@@ -270,18 +270,14 @@ impl RequestBuilder {
     /// # Errors
     ///
     /// When `value` cannot be serialized (a map with non-string keys, for example).
-    pub fn json_body<T: Serialize + ?Sized>(
-        mut self,
-        value: &T,
-    ) -> Result<Self, serde_json::Error> {
+    pub fn json_body<T: Serialize + ?Sized>(mut self, value: &T) -> Result<Self, serde_json::Error> {
         self.body = Some(serde_json::to_vec(value)?);
         if !self
             .headers
             .iter()
             .any(|(name, _)| name.eq_ignore_ascii_case("content-type"))
         {
-            self.headers
-                .push(("content-type".into(), "application/json".into()));
+            self.headers.push(("content-type".into(), "application/json".into()));
         }
         Ok(self)
     }
@@ -352,15 +348,9 @@ impl RequestBuilder {
 /// # Panics
 ///
 /// When the host returns fewer results than requests, which would be a host bug.
-pub fn send_all(
-    requests: impl IntoIterator<Item = RequestBuilder>,
-) -> Vec<Result<Response, Error>> {
-    let built: Vec<Result<WireRequest, Error>> =
-        requests.into_iter().map(|r| r.to_wire()).collect();
-    let sendable: Vec<WireRequest> = built
-        .iter()
-        .filter_map(|r| r.as_ref().ok().cloned())
-        .collect();
+pub fn send_all(requests: impl IntoIterator<Item = RequestBuilder>) -> Vec<Result<Response, Error>> {
+    let built: Vec<Result<WireRequest, Error>> = requests.into_iter().map(|r| r.to_wire()).collect();
+    let sendable: Vec<WireRequest> = built.iter().filter_map(|r| r.as_ref().ok().cloned()).collect();
     let mut responses = wire::send_batch(&sendable).into_iter();
     built
         .into_iter()
@@ -401,10 +391,7 @@ impl Response {
     /// assert_eq!(response.json::<Vec<u32>>().unwrap(), [1, 2]);
     /// ```
     pub fn new(url: impl Into<String>, wire: WireResponse) -> Self {
-        Response {
-            url: url.into(),
-            wire,
-        }
+        Response { url: url.into(), wire }
     }
 
     /// The status code.
@@ -503,20 +490,10 @@ mod tests {
 
     #[test]
     fn header_lookup_ignores_case_and_keeps_every_value() {
-        let response = response(&[
-            ("Link", "<a>; rel=prev"),
-            ("x-other", "1"),
-            ("LINK", "</b>; rel=next"),
-        ]);
+        let response = response(&[("Link", "<a>; rel=prev"), ("x-other", "1"), ("LINK", "</b>; rel=next")]);
         assert_eq!(response.header("link"), Some("<a>; rel=prev"));
-        assert_eq!(
-            response.header_values("Link"),
-            ["<a>; rel=prev", "</b>; rel=next"]
-        );
-        assert_eq!(
-            response.next_link().as_deref(),
-            Some("https://api.example.com/b")
-        );
+        assert_eq!(response.header_values("Link"), ["<a>; rel=prev", "</b>; rel=next"]);
+        assert_eq!(response.next_link().as_deref(), Some("https://api.example.com/b"));
         assert_eq!(response.header("absent"), None);
     }
 
@@ -544,14 +521,8 @@ mod tests {
             .with_url("https://api.example.com/items?page=2&per_page=100")
             .to_wire()
             .unwrap();
-        assert_eq!(
-            next.url,
-            "https://api.example.com/items?page=2&per_page=100"
-        );
-        assert_eq!(
-            next.headers,
-            [("accept".to_owned(), "application/json".to_owned())]
-        );
+        assert_eq!(next.url, "https://api.example.com/items?page=2&per_page=100");
+        assert_eq!(next.headers, [("accept".to_owned(), "application/json".to_owned())]);
         assert_eq!(next.secrets.len(), 1);
         assert_eq!(next.options.retry.unwrap().max_retries, Some(1));
     }

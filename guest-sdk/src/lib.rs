@@ -138,9 +138,7 @@ macro_rules! export {
 /// let err = apiary_sdk::parse_input::<Input>(serde_json::json!({})).unwrap_err();
 /// assert!(err.to_string().contains("missing field `owner`"));
 /// ```
-pub fn parse_input<T: serde::de::DeserializeOwned>(
-    input: serde_json::Value,
-) -> Result<T, RunError> {
+pub fn parse_input<T: serde::de::DeserializeOwned>(input: serde_json::Value) -> Result<T, RunError> {
     serde_json::from_value(input).map_err(|e| RunError::InvalidInput(format!("invalid input: {e}")))
 }
 

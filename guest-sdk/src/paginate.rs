@@ -51,12 +51,7 @@ impl std::fmt::Display for PageError {
         match self {
             PageError::Http(error) => write!(f, "{error}"),
             PageError::UnexpectedStatus(response) => {
-                write!(
-                    f,
-                    "unexpected status {} from {}",
-                    response.status(),
-                    response.url()
-                )
+                write!(f, "unexpected status {} from {}", response.status(), response.url())
             }
             PageError::LoopDetected(next) => {
                 write!(f, "pagination loop: `{next}` was already fetched")
@@ -350,10 +345,9 @@ pub fn next_link(header_values: &[&str], base: &str) -> Option<String> {
     let header = header_values.join(", ");
     let target = LinkValues::new(&header)
         .find(|link| {
-            link.rel.as_deref().is_some_and(|rel| {
-                rel.split_ascii_whitespace()
-                    .any(|t| t.eq_ignore_ascii_case("next"))
-            })
+            link.rel
+                .as_deref()
+                .is_some_and(|rel| rel.split_ascii_whitespace().any(|t| t.eq_ignore_ascii_case("next")))
         })?
         .target;
     match url::Url::parse(base) {
@@ -538,17 +532,12 @@ mod tests {
         }
 
         fn label(&self) -> String {
-            format!(
-                "{:?} ({})",
-                self.value,
-                self.note.as_deref().unwrap_or("no note")
-            )
+            format!("{:?} ({})", self.value, self.note.as_deref().unwrap_or("no note"))
         }
     }
 
     fn link_header_cases() -> Vec<LinkHeaderCase> {
-        let vectors: LinkHeaderVectors =
-            toml::from_str(LINK_HEADER_VECTORS).expect("link_header.toml parses");
+        let vectors: LinkHeaderVectors = toml::from_str(LINK_HEADER_VECTORS).expect("link_header.toml parses");
         assert!(!vectors.cases.is_empty());
         vectors.cases
     }
@@ -575,13 +564,7 @@ mod tests {
                 .value
                 .split(", <")
                 .enumerate()
-                .map(|(i, part)| {
-                    if i == 0 {
-                        part.to_owned()
-                    } else {
-                        format!("<{part}")
-                    }
-                })
+                .map(|(i, part)| if i == 0 { part.to_owned() } else { format!("<{part}") })
                 .collect();
             split_any |= lines.len() > 1;
             let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
@@ -606,20 +589,13 @@ mod tests {
             next_link(&["junk; rel=next, </b>; rel=next"], base).as_deref(),
             Some("https://api.example.com/b")
         );
-        assert_eq!(
-            next_link(&["<https://example.com/unterminated; rel=next"], base),
-            None
-        );
-        assert_eq!(
-            next_link(&[r#"</a>; title="say \"next\""; rel=prev"#], base),
-            None
-        );
+        assert_eq!(next_link(&["<https://example.com/unterminated; rel=next"], base), None);
+        assert_eq!(next_link(&[r#"</a>; title="say \"next\""; rel=prev"#], base), None);
     }
 
     #[test]
     fn link_values_keep_the_first_rel_and_unescape_quoted_strings() {
-        let links: Vec<LinkValue<'_>> =
-            LinkValues::new(r#"<a> ; Rel = "x \"y\"" ; rel=z, <b>"#).collect();
+        let links: Vec<LinkValue<'_>> = LinkValues::new(r#"<a> ; Rel = "x \"y\"" ; rel=z, <b>"#).collect();
         assert_eq!(
             links,
             [
@@ -627,10 +603,7 @@ mod tests {
                     target: "a",
                     rel: Some(r#"x "y""#.to_owned())
                 },
-                LinkValue {
-                    target: "b",
-                    rel: None
-                },
+                LinkValue { target: "b", rel: None },
             ]
         );
     }
@@ -644,10 +617,8 @@ mod tests {
 
     impl FakeApi {
         fn page(mut self, url: &str, status: u16, link: Option<&str>, body: &str) -> Self {
-            self.pages.insert(
-                url.to_owned(),
-                (status, link.map(str::to_owned), body.to_owned()),
-            );
+            self.pages
+                .insert(url.to_owned(), (status, link.map(str::to_owned), body.to_owned()));
             self
         }
 
@@ -657,13 +628,11 @@ mod tests {
             let send = Box::new(move |request: &RequestBuilder| {
                 let wire = request.to_wire()?;
                 requests.borrow_mut().push(wire.clone());
-                let (status, link, body) = pages.get(&wire.url).cloned().ok_or_else(|| {
-                    http::Error::Connection(format!("no fake page at {}", wire.url))
-                })?;
-                let headers = link
-                    .map(|link| ("link".to_owned(), link))
-                    .into_iter()
-                    .collect();
+                let (status, link, body) = pages
+                    .get(&wire.url)
+                    .cloned()
+                    .ok_or_else(|| http::Error::Connection(format!("no fake page at {}", wire.url)))?;
+                let headers = link.map(|link| ("link".to_owned(), link)).into_iter().collect();
                 Ok(Response::new(
                     wire.url,
                     WireResponse {
@@ -678,14 +647,9 @@ mod tests {
         }
     }
 
-    fn bodies(
-        pages: impl Iterator<Item = Result<Response, PageError>>,
-    ) -> Vec<Result<String, String>> {
+    fn bodies(pages: impl Iterator<Item = Result<Response, PageError>>) -> Vec<Result<String, String>> {
         pages
-            .map(|page| {
-                page.map(|r| r.text().into_owned())
-                    .map_err(|e| e.to_string())
-            })
+            .map(|page| page.map(|r| r.text().into_owned()).map_err(|e| e.to_string()))
             .collect()
     }
 
@@ -720,20 +684,14 @@ mod tests {
         assert!(
             requests
                 .iter()
-                .all(|r| r.headers == [("accept".to_owned(), "x".to_owned())]
-                    && r.secrets.len() == 1)
+                .all(|r| r.headers == [("accept".to_owned(), "x".to_owned())] && r.secrets.len() == 1)
         );
     }
 
     #[test]
     fn link_pages_stop_with_an_error_when_a_next_link_repeats() {
         let api = FakeApi::default()
-            .page(
-                "https://api.example.com/a",
-                200,
-                Some("</b>; rel=next"),
-                "a",
-            )
+            .page("https://api.example.com/a", 200, Some("</b>; rel=next"), "a")
             .page(
                 "https://api.example.com/b",
                 200,
@@ -741,10 +699,7 @@ mod tests {
                 "b",
             );
         let (send, _) = api.sender();
-        let pages = bodies(LinkPages::with_sender(
-            http::get("https://api.example.com/a"),
-            send,
-        ));
+        let pages = bodies(LinkPages::with_sender(http::get("https://api.example.com/a"), send));
         assert_eq!(
             pages,
             [
@@ -758,22 +713,11 @@ mod tests {
     #[test]
     fn link_pages_stop_at_the_page_limit_and_on_a_bad_status() {
         let api = FakeApi::default()
-            .page(
-                "https://api.example.com/1",
-                200,
-                Some("</2>; rel=next"),
-                "1",
-            )
-            .page(
-                "https://api.example.com/2",
-                200,
-                Some("</3>; rel=next"),
-                "2",
-            )
+            .page("https://api.example.com/1", 200, Some("</2>; rel=next"), "1")
+            .page("https://api.example.com/2", 200, Some("</3>; rel=next"), "2")
             .page("https://api.example.com/3", 503, None, "down");
         let (send, _) = api.sender();
-        let limited =
-            LinkPages::with_sender(http::get("https://api.example.com/1"), send).max_pages(1);
+        let limited = LinkPages::with_sender(http::get("https://api.example.com/1"), send).max_pages(1);
         assert_eq!(
             bodies(limited),
             [
@@ -782,15 +726,10 @@ mod tests {
             ]
         );
         let (send, _) = api.sender();
-        let failing = bodies(LinkPages::with_sender(
-            http::get("https://api.example.com/1"),
-            send,
-        ));
+        let failing = bodies(LinkPages::with_sender(http::get("https://api.example.com/1"), send));
         assert_eq!(
             failing.last(),
-            Some(&Err(
-                "unexpected status 503 from https://api.example.com/3".into()
-            ))
+            Some(&Err("unexpected status 503 from https://api.example.com/3".into()))
         );
         assert_eq!(failing.len(), 3);
     }
@@ -798,12 +737,7 @@ mod tests {
     #[test]
     fn cursor_pages_apply_each_cursor_to_the_first_request() {
         let api = FakeApi::default()
-            .page(
-                "https://api.example.com/list?limit=2",
-                200,
-                None,
-                r#"{"next": "c2"}"#,
-            )
+            .page("https://api.example.com/list?limit=2", 200, None, r#"{"next": "c2"}"#)
             .page(
                 "https://api.example.com/list?limit=2&cursor=c2",
                 200,
@@ -823,12 +757,7 @@ mod tests {
                 .map(str::to_owned)
         };
         let first = http::get("https://api.example.com/list").query("limit", "2");
-        let pages = CursorPages::with_sender(
-            first,
-            next,
-            |first, cursor| first.query("cursor", cursor),
-            send,
-        );
+        let pages = CursorPages::with_sender(first, next, |first, cursor| first.query("cursor", cursor), send);
         assert_eq!(bodies(pages).len(), 3);
         assert_eq!(requests.borrow().len(), 3);
     }

@@ -102,9 +102,7 @@ pub fn put(key: &str, value: &str) -> Result<(), Error> {
 /// [`JsonError::State`] when the host fails, [`JsonError::Json`] when the value is not a `T`.
 pub fn get_json<T: DeserializeOwned>(key: &str) -> Result<Option<T>, JsonError> {
     match get(key).map_err(JsonError::State)? {
-        Some(text) => serde_json::from_str(&text)
-            .map(Some)
-            .map_err(JsonError::Json),
+        Some(text) => serde_json::from_str(&text).map(Some).map_err(JsonError::Json),
         None => Ok(None),
     }
 }

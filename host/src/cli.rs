@@ -143,7 +143,9 @@ fn init_logging(filter: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(filter))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).compact().init(),
@@ -156,7 +158,14 @@ impl Cli {
     /// # Errors
     /// Any failure, with context saying what was being done.
     pub async fn execute(self) -> anyhow::Result<()> {
-        let config = RuntimeConfig { cache_dir: if self.no_cache { None } else { crate::default_cache_dir() }, ..RuntimeConfig::default() };
+        let config = RuntimeConfig {
+            cache_dir: if self.no_cache {
+                None
+            } else {
+                crate::default_cache_dir()
+            },
+            ..RuntimeConfig::default()
+        };
         match self.command {
             Command::Run(command) => command.execute(config).await,
             Command::Inspect(command) => command.execute(config).await,
@@ -166,7 +175,9 @@ impl Cli {
 }
 
 fn load_plugin(runtime: &Runtime, manifest: LoadedManifest, component: Option<&Path>) -> anyhow::Result<Plugin> {
-    let path = component.map(Path::to_path_buf).unwrap_or_else(|| manifest.component_path());
+    let path = component
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| manifest.component_path());
     if !path.exists() {
         bail!(
             "component {} not found: build it with `cargo build --release --target wasm32-wasip2` (see README.md), or pass --component",
@@ -194,7 +205,9 @@ impl RunCommand {
             None => Arc::new(MemoryStateStore::default()),
         };
         let runtime = Runtime::new(config)?;
-        runtime.secrets().load_declared(&tenant, &manifest.manifest.permissions.secrets, &source)?;
+        runtime
+            .secrets()
+            .load_declared(&tenant, &manifest.manifest.permissions.secrets, &source)?;
         let plugin = load_plugin(&runtime, manifest, self.component.as_deref())?;
         let sink = Arc::new(NdjsonSink::new(std::io::stdout()));
         let request = RunRequest {
@@ -212,7 +225,10 @@ impl RunCommand {
 
 fn read_input(input: &str) -> anyhow::Result<String> {
     let (text, origin) = match input.strip_prefix('@') {
-        Some(path) => (std::fs::read_to_string(path).with_context(|| format!("failed to read --input file {path}"))?, path.to_string()),
+        Some(path) => (
+            std::fs::read_to_string(path).with_context(|| format!("failed to read --input file {path}"))?,
+            path.to_string(),
+        ),
         None => (input.to_string(), "--input".to_string()),
     };
     serde_json::from_str::<serde_json::Value>(&text).with_context(|| format!("{origin} is not valid JSON"))?;
@@ -258,15 +274,23 @@ impl DemoCommand {
         })
         .await
         .context("failed to start the example API")?;
-        eprintln!("apiary demo: example API listening on {} (bearer token required)", api.base_url());
+        eprintln!(
+            "apiary demo: example API listening on {} (bearer token required)",
+            api.base_url()
+        );
         let runtime = Runtime::new(config)?;
         let tenant = TenantId::default();
-        runtime.secrets().insert(&tenant, "github_token", SecretString::from(token));
+        runtime
+            .secrets()
+            .insert(&tenant, "github_token", SecretString::from(token));
         let plugin = load_plugin(&runtime, manifest, self.component.as_deref())?;
         let (owner, repo) = DEMO_REPOSITORY;
         let input = serde_json::json!({"owner": owner, "repo": repo, "per_page": self.per_page}).to_string();
         let sink = Arc::new(NdjsonSink::new(std::io::stdout()));
-        let request = RunRequest::new("issues", sink).input(input).config("base_url", api.base_url()).tenant(tenant);
+        let request = RunRequest::new("issues", sink)
+            .input(input)
+            .config("base_url", api.base_url())
+            .tenant(tenant);
         let report = runtime.run(&plugin, request).await?;
         let seen = api.requests();
         let authorized = seen.iter().filter(|r| r.authorized).count();
@@ -282,7 +306,10 @@ impl DemoCommand {
 
 /// `plugins/github` under the working directory, else next to this crate's sources.
 fn default_github_plugin_dir() -> anyhow::Result<PathBuf> {
-    let candidates = [PathBuf::from("plugins/github"), Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/github")];
+    let candidates = [
+        PathBuf::from("plugins/github"),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/github"),
+    ];
     candidates
         .into_iter()
         .find(|dir| dir.join(crate::MANIFEST_FILE).is_file())

@@ -28,7 +28,10 @@ impl ConfigCtx {
 }
 
 /// Links the `config` interface, reading each run's [`ConfigCtx`] through `get`.
-pub(crate) fn add_to_linker<T: Send + 'static>(linker: &mut Linker<T>, get: fn(&mut T) -> &mut ConfigCtx) -> wasmtime::Result<()> {
+pub(crate) fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> &mut ConfigCtx,
+) -> wasmtime::Result<()> {
     wit::add_to_linker::<T, HasSelf<ConfigCtx>>(linker, get)
 }
 

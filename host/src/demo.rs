@@ -35,7 +35,12 @@ pub struct DemoApiConfig {
 
 impl Default for DemoApiConfig {
     fn default() -> Self {
-        Self { token: "demo-token".into(), items: 45, inject_faults: true, retry_after_secs: 1 }
+        Self {
+            token: "demo-token".into(),
+            items: 45,
+            inject_faults: true,
+            retry_after_secs: 1,
+        }
     }
 }
 
@@ -75,7 +80,12 @@ impl DemoApi {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;
         let items = (1..=config.items).map(demo_item).collect();
-        let state = Arc::new(DemoState { config, items, seen: Mutex::default(), faults_sent: Mutex::default() });
+        let state = Arc::new(DemoState {
+            config,
+            items,
+            seen: Mutex::default(),
+            faults_sent: Mutex::default(),
+        });
         let served = state.clone();
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
@@ -122,40 +132,66 @@ fn demo_item(number: u32) -> Value {
         "title": format!("Demo issue #{number}"),
         "state": "open",
         "user": {"login": format!("user{}", number % 7)},
-        "labels": [{"name": if number % 3 == 0 { "bug" } else { "enhancement" }}],
+        "labels": [{"name": if number.is_multiple_of(3) { "bug" } else { "enhancement" }}],
         "comments": number % 5,
         "created_at": format!("2026-01-{:02}T10:00:00Z", 1 + number % 28),
         "updated_at": format!("2026-02-{:02}T10:00:00Z", 1 + number % 28),
         "closed_at": null,
         "html_url": format!("https://github.com/apiary/demo/issues/{number}"),
     });
-    if number % 10 == 0 {
+    if number.is_multiple_of(10) {
         item["pull_request"] = json!({"url": format!("https://github.com/apiary/demo/pull/{number}")});
     }
     item
 }
 
 fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
-    query.split('&').filter_map(|pair| pair.split_once('=')).find(|(k, _)| *k == name).map(|(_, v)| v)
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
 }
 
 fn handle(state: &DemoState, addr: SocketAddr, request: Request<Incoming>) -> Response<Full<Bytes>> {
-    let path = request.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default();
+    let path = request
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
     let expected = format!("Bearer {}", state.config.token);
-    let authorized = request.headers().get(http::header::AUTHORIZATION).is_some_and(|v| v.as_bytes() == expected.as_bytes());
+    let authorized = request
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .is_some_and(|v| v.as_bytes() == expected.as_bytes());
     let response = respond(state, addr, &request, authorized);
-    let seen = DemoRequest { path, status: response.status().as_u16(), authorized };
+    let seen = DemoRequest {
+        path,
+        status: response.status().as_u16(),
+        authorized,
+    };
     state.seen.lock().unwrap_or_else(|e| e.into_inner()).push(seen);
     response
 }
 
 fn json_response(status: StatusCode) -> http::response::Builder {
-    Response::builder().status(status).header("content-type", "application/json")
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
 }
 
-fn respond(state: &DemoState, addr: SocketAddr, request: &Request<Incoming>, authorized: bool) -> Response<Full<Bytes>> {
+fn respond(
+    state: &DemoState,
+    addr: SocketAddr,
+    request: &Request<Incoming>,
+    authorized: bool,
+) -> Response<Full<Bytes>> {
     let (owner, repo) = DEMO_REPOSITORY;
-    let finish = |builder: http::response::Builder, body: Value| builder.body(Full::new(Bytes::from(body.to_string()))).expect("valid response");
+    let finish = |builder: http::response::Builder, body: Value| {
+        builder
+            .body(Full::new(Bytes::from(body.to_string())))
+            .expect("valid response")
+    };
     if request.uri().path() != format!("/repos/{owner}/{repo}/issues") {
         let body = json!({"message": "Not Found"});
         return finish(json_response(StatusCode::NOT_FOUND), body);
@@ -165,12 +201,22 @@ fn respond(state: &DemoState, addr: SocketAddr, request: &Request<Incoming>, aut
         return finish(json_response(StatusCode::UNAUTHORIZED), body);
     }
     let query = request.uri().query().unwrap_or("");
-    let per_page: usize = query_param(query, "per_page").and_then(|v| v.parse().ok()).unwrap_or(30).clamp(1, 100);
-    let page: u32 = query_param(query, "page").and_then(|v| v.parse().ok()).unwrap_or(1).max(1);
-    if state.config.inject_faults && (page == 2 || page == 3) && state.faults_sent.lock().unwrap_or_else(|e| e.into_inner()).insert(page) {
+    let per_page: usize = query_param(query, "per_page")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30)
+        .clamp(1, 100);
+    let page: u32 = query_param(query, "page")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    if state.config.inject_faults
+        && (page == 2 || page == 3)
+        && state.faults_sent.lock().unwrap_or_else(|e| e.into_inner()).insert(page)
+    {
         let body = json!({"message": "injected fault"});
         return if page == 2 {
-            let builder = json_response(StatusCode::TOO_MANY_REQUESTS).header("retry-after", state.config.retry_after_secs.to_string());
+            let builder = json_response(StatusCode::TOO_MANY_REQUESTS)
+                .header("retry-after", state.config.retry_after_secs.to_string());
             finish(builder, body)
         } else {
             finish(json_response(StatusCode::SERVICE_UNAVAILABLE), body)
@@ -179,7 +225,9 @@ fn respond(state: &DemoState, addr: SocketAddr, request: &Request<Incoming>, aut
     let pages = state.items.len().div_ceil(per_page).max(1) as u32;
     let start = (page as usize - 1) * per_page;
     let items: Vec<Value> = state.items.iter().skip(start).take(per_page).cloned().collect();
-    let link = |p: u32, rel: &str| format!("<http://{addr}/repos/{owner}/{repo}/issues?per_page={per_page}&page={p}>; rel=\"{rel}\"");
+    let link = |p: u32, rel: &str| {
+        format!("<http://{addr}/repos/{owner}/{repo}/issues?per_page={per_page}&page={p}>; rel=\"{rel}\"")
+    };
     let mut links = Vec::new();
     if page < pages {
         links.push(link(page + 1, "next"));

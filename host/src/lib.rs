@@ -67,7 +67,9 @@ pub use manifest::{
     Limits, LoadedManifest, MANIFEST_FILE, MAX_MEMORY_MIB, Manifest, ManifestError, Permissions, SecretPermission,
 };
 pub use output::{MAX_RECORD_BYTES, MemorySink, NdjsonSink, RecordSink};
-pub use ratelimit::{BucketKey, DEFAULT_MAX_WAIT, Gcra, Quota, RateDecision, RateLimitConfig, RateLimitService, RateLimiter};
+pub use ratelimit::{
+    BucketKey, DEFAULT_MAX_WAIT, Gcra, Quota, RateDecision, RateLimitConfig, RateLimitService, RateLimiter,
+};
 pub use retry::{
     AttemptOutcome, DEFAULT_BASE_DELAY, DEFAULT_MAX_DELAY, DEFAULT_MAX_RETRIES, DEFAULT_MAX_RETRY_AFTER,
     DEFAULT_RETRY_STATUSES, RETRY_AFTER_STATUSES, RetryConfig, RetryDecision, RetryPolicy, RetryService,

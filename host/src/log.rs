@@ -18,7 +18,10 @@ pub(crate) struct LogCtx {
 }
 
 /// Links the `log` interface, reading each run's [`LogCtx`] through `get`.
-pub(crate) fn add_to_linker<T: Send + 'static>(linker: &mut Linker<T>, get: fn(&mut T) -> &mut LogCtx) -> wasmtime::Result<()> {
+pub(crate) fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> &mut LogCtx,
+) -> wasmtime::Result<()> {
     wit::add_to_linker::<T, HasSelf<LogCtx>>(linker, get)
 }
 
@@ -27,7 +30,8 @@ impl wit::Host for LogCtx {
         let message = truncate(&message, MAX_LOG_MESSAGE_BYTES);
         // tracing needs field names at compile time, so the plugin's fields travel as one
         // JSON object.
-        let fields: serde_json::Map<String, serde_json::Value> = fields.into_iter().map(|(k, v)| (k, v.into())).collect();
+        let fields: serde_json::Map<String, serde_json::Value> =
+            fields.into_iter().map(|(k, v)| (k, v.into())).collect();
         let fields = serde_json::Value::Object(fields).to_string();
         let (tenant, plugin) = (self.tenant.as_str(), self.plugin.as_str());
         match level {

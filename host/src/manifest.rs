@@ -211,7 +211,11 @@ impl Manifest {
     /// # Errors
     /// [`ManifestError`] when the file cannot be read, does not parse, or is inconsistent.
     pub fn load(path: &Path) -> Result<LoadedManifest, ManifestError> {
-        let path = if path.is_dir() { path.join(MANIFEST_FILE) } else { path.to_path_buf() };
+        let path = if path.is_dir() {
+            path.join(MANIFEST_FILE)
+        } else {
+            path.to_path_buf()
+        };
         let text = std::fs::read_to_string(&path).map_err(|source| ManifestError::Read {
             path: path.clone(),
             source,
@@ -252,16 +256,27 @@ impl Manifest {
             field,
             message,
         };
-        if self.name.is_empty() || !self.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-            return Err(invalid("name".into(), format!("`{}` must be non-empty ASCII letters, digits, `-` or `_`", self.name)));
+        if self.name.is_empty()
+            || !self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(invalid(
+                "name".into(),
+                format!("`{}` must be non-empty ASCII letters, digits, `-` or `_`", self.name),
+            ));
         }
-        if let Some(sha) = &self.sha256 {
-            if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(invalid("sha256".into(), "must be 64 hex digits".into()));
-            }
+        if let Some(sha) = &self.sha256
+            && (sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            return Err(invalid("sha256".into(), "must be 64 hex digits".into()));
         }
         if self.limits.memory_mib == 0 || self.limits.memory_mib > MAX_MEMORY_MIB {
-            return Err(invalid("limits.memory_mib".into(), format!("must be between 1 and {MAX_MEMORY_MIB}")));
+            return Err(invalid(
+                "limits.memory_mib".into(),
+                format!("must be between 1 and {MAX_MEMORY_MIB}"),
+            ));
         }
         if self.limits.deadline.is_zero() {
             return Err(invalid("limits.deadline".into(), "must be longer than zero".into()));
@@ -281,7 +296,10 @@ impl Manifest {
         }
         for (i, rule) in self.ratelimit.iter().enumerate() {
             if rule.per.is_zero() {
-                return Err(invalid(format!("ratelimit[{i}].per"), "must be longer than zero".into()));
+                return Err(invalid(
+                    format!("ratelimit[{i}].per"),
+                    "must be longer than zero".into(),
+                ));
             }
         }
         Ok(())
@@ -321,7 +339,10 @@ impl LoadedManifest {
                 return Err(ManifestError::Invalid {
                     path: self.path.clone(),
                     field: "sha256".into(),
-                    message: format!("{} has sha256 {actual}, the manifest expects {expected}", path.display()),
+                    message: format!(
+                        "{} has sha256 {actual}, the manifest expects {expected}",
+                        path.display()
+                    ),
                 });
             }
         }
@@ -343,8 +364,11 @@ pub(crate) mod duration {
 
     pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let text = String::deserialize(d)?;
-        humantime::parse_duration(&text)
-            .map_err(|e| serde::de::Error::custom(format!("invalid duration `{text}` ({e}); write it like \"30s\", \"5m\" or \"1h\"")))
+        humantime::parse_duration(&text).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "invalid duration `{text}` ({e}); write it like \"30s\", \"5m\" or \"1h\""
+            ))
+        })
     }
 }
 
@@ -359,10 +383,23 @@ impl fmt::Display for LoadedManifest {
         writeln!(f, "manifest:    {}", self.path.display())?;
         writeln!(f, "component:   {}", self.component_path().display())?;
         let hosts: Vec<String> = m.permissions.hosts.iter().map(ToString::to_string).collect();
-        writeln!(f, "hosts:       {}", if hosts.is_empty() { "(none)".into() } else { hosts.join(", ") })?;
+        writeln!(
+            f,
+            "hosts:       {}",
+            if hosts.is_empty() {
+                "(none)".into()
+            } else {
+                hosts.join(", ")
+            }
+        )?;
         for (name, secret) in &m.permissions.secrets {
             let hosts: Vec<String> = secret.hosts.iter().map(ToString::to_string).collect();
-            writeln!(f, "secret:      {name} (from ${}) -> {}", secret.env_var(name), hosts.join(", "))?;
+            writeln!(
+                f,
+                "secret:      {name} (from ${}) -> {}",
+                secret.env_var(name),
+                hosts.join(", ")
+            )?;
         }
         writeln!(
             f,
@@ -440,22 +477,42 @@ mod tests {
 
     #[test]
     fn unknown_field_names_file_line_and_field() {
-        let err = parse(&format!("{MINIMAL}[limits]\nmemory_mb = 3\n")).unwrap_err().to_string();
-        assert!(err.starts_with("plugins/x/plugin.toml:5:1: limits.memory_mb: unknown field `memory_mb`"), "{err}");
+        let err = parse(&format!("{MINIMAL}[limits]\nmemory_mb = 3\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("plugins/x/plugin.toml:5:1: limits.memory_mb: unknown field `memory_mb`"),
+            "{err}"
+        );
     }
 
     #[test]
     fn wrong_type_names_the_field_path() {
-        let err = parse(&format!("{MINIMAL}[limits]\nmemory_mib = \"lots\"\n")).unwrap_err().to_string();
-        assert!(err.starts_with("plugins/x/plugin.toml:5:14: limits.memory_mib: invalid type"), "{err}");
+        let err = parse(&format!("{MINIMAL}[limits]\nmemory_mib = \"lots\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("plugins/x/plugin.toml:5:14: limits.memory_mib: invalid type"),
+            "{err}"
+        );
     }
 
     #[test]
     fn bad_duration_and_bad_host_are_explained() {
-        let err = parse(&format!("{MINIMAL}[limits]\ndeadline = \"soon\"\n")).unwrap_err().to_string();
-        assert!(err.contains(":5:") && err.contains("limits.deadline") && err.contains("invalid duration `soon`"), "{err}");
-        let err = parse(&format!("{MINIMAL}[permissions]\nhosts = [\"ftp://x\"]\n")).unwrap_err().to_string();
-        assert!(err.contains(":5:") && err.contains("permissions.hosts[0]") && err.contains("ftp"), "{err}");
+        let err = parse(&format!("{MINIMAL}[limits]\ndeadline = \"soon\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(":5:") && err.contains("limits.deadline") && err.contains("invalid duration `soon`"),
+            "{err}"
+        );
+        let err = parse(&format!("{MINIMAL}[permissions]\nhosts = [\"ftp://x\"]\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(":5:") && err.contains("permissions.hosts[0]") && err.contains("ftp"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -481,9 +538,15 @@ mod tests {
 
     #[test]
     fn limits_are_range_checked() {
-        let err = parse(&format!("{MINIMAL}[limits]\nmemory_mib = 0\n")).unwrap_err().to_string();
+        let err = parse(&format!("{MINIMAL}[limits]\nmemory_mib = 0\n"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("limits.memory_mib: must be between 1"), "{err}");
-        let err = parse(&format!("{MINIMAL}[[ratelimit]]\nbucket = \"h\"\nrate = 0\nper = \"1s\"\n")).unwrap_err().to_string();
+        let err = parse(&format!(
+            "{MINIMAL}[[ratelimit]]\nbucket = \"h\"\nrate = 0\nper = \"1s\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("ratelimit[0].rate"), "{err}");
     }
 }

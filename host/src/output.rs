@@ -39,7 +39,9 @@ pub struct NdjsonSink<W> {
 impl<W: Write> NdjsonSink<W> {
     /// A sink writing to `writer`.
     pub fn new(writer: W) -> Self {
-        Self { writer: Mutex::new(writer) }
+        Self {
+            writer: Mutex::new(writer),
+        }
     }
 }
 
@@ -67,7 +69,10 @@ impl MemorySink {
 
 impl RecordSink for MemorySink {
     fn emit(&self, record: &serde_json::Value) -> std::io::Result<()> {
-        self.records.lock().unwrap_or_else(|e| e.into_inner()).push(record.clone());
+        self.records
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(record.clone());
         Ok(())
     }
 }
@@ -80,7 +85,10 @@ pub(crate) struct OutputCtx {
 }
 
 /// Links the `output` interface, reading each run's [`OutputCtx`] through `get`.
-pub(crate) fn add_to_linker<T: Send + 'static>(linker: &mut Linker<T>, get: fn(&mut T) -> &mut OutputCtx) -> wasmtime::Result<()> {
+pub(crate) fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> &mut OutputCtx,
+) -> wasmtime::Result<()> {
     wit::add_to_linker::<T, HasSelf<OutputCtx>>(linker, get)
 }
 
@@ -94,7 +102,9 @@ impl wit::Host for OutputCtx {
             Err(e) => return Ok(Err(wit::Error::InvalidJson(e.to_string()))),
         };
         // A sink that cannot be written (a closed stdout) ends the run: records would be lost.
-        self.sink.emit(&value).map_err(|e| wasmtime::format_err!("failed to write a record: {e}"))?;
+        self.sink
+            .emit(&value)
+            .map_err(|e| wasmtime::format_err!("failed to write a record: {e}"))?;
         RunStats::add(&self.stats.records, 1);
         Ok(Ok(()))
     }

@@ -190,7 +190,13 @@ impl RateLimiter {
 
     /// Books a slot in `key`'s bucket at `now`; `Ok(wait)` to wait before sending, or
     /// `Err(wait)` when the wait would exceed `max_wait`.
-    pub fn reserve(&self, key: &BucketKey, quota: &Quota, now: Duration, max_wait: Duration) -> Result<Duration, Duration> {
+    pub fn reserve(
+        &self,
+        key: &BucketKey,
+        quota: &Quota,
+        now: Duration,
+        max_wait: Duration,
+    ) -> Result<Duration, Duration> {
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(bucket) = buckets.get_mut(key) {
             return bucket.reserve(quota, now, max_wait);
@@ -343,7 +349,10 @@ mod tests {
         assert_eq!(limiter.reserve(&key, &quota, secs(0.0), max), Err(secs(1.5)));
         assert_eq!(limiter.reserve(&key, &quota, secs(1.0), max), Ok(secs(0.5)));
         // Another tenant's bucket is untouched.
-        let other = BucketKey { tenant: TenantId::new("acme"), ..key };
+        let other = BucketKey {
+            tenant: TenantId::new("acme"),
+            ..key
+        };
         assert_eq!(limiter.reserve(&other, &quota, secs(1.0), max), Ok(secs(0.0)));
     }
 }

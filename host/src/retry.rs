@@ -396,10 +396,7 @@ mod tests {
                 "{value:?}"
             );
         }
-        for value in table(&v, "delay_seconds_invalid")["values"]
-            .as_array()
-            .unwrap()
-        {
+        for value in table(&v, "delay_seconds_invalid")["values"].as_array().unwrap() {
             let value = value.as_str().unwrap();
             assert_eq!(parse_retry_after(value, SystemTime::now()), None, "{value:?}");
         }
@@ -444,9 +441,7 @@ mod tests {
     #[test]
     fn default_policy_waits_the_seed_total_without_jitter() {
         let v = vectors();
-        let expected = table(&v, "backoff")["seed_total_without_jitter"]
-            .as_float()
-            .unwrap();
+        let expected = table(&v, "backoff")["seed_total_without_jitter"].as_float().unwrap();
         let policy = RetryPolicy::default().without_jitter();
         let headers = HeaderMap::new();
         let outcome = AttemptOutcome::Response {
@@ -476,8 +471,14 @@ mod tests {
             low = low.min(wait);
             high = high.max(wait);
         }
-        assert!(low >= Duration::from_secs(1) && low < Duration::from_millis(1050), "{low:?}");
-        assert!(high <= Duration::from_secs(3) && high > Duration::from_millis(2950), "{high:?}");
+        assert!(
+            low >= Duration::from_secs(1) && low < Duration::from_millis(1050),
+            "{low:?}"
+        );
+        assert!(
+            high <= Duration::from_secs(3) && high > Duration::from_millis(2950),
+            "{high:?}"
+        );
         // The same seed gives the same waits.
         let a = policy.jittered(Duration::from_secs(2), &mut fastrand::Rng::with_seed(9));
         let b = policy.jittered(Duration::from_secs(2), &mut fastrand::Rng::with_seed(9));
@@ -501,13 +502,19 @@ mod tests {
         for status in [429, 503] {
             assert_eq!(
                 decide_status(&policy, status, &headers, true),
-                RetryDecision::Retry { after: Duration::from_secs(7), server_asked: true }
+                RetryDecision::Retry {
+                    after: Duration::from_secs(7),
+                    server_asked: true
+                }
             );
         }
         // 500 is retried, but its Retry-After is not one of the honoured ones.
         assert!(matches!(
             decide_status(&policy, 500, &headers, true),
-            RetryDecision::Retry { server_asked: false, .. }
+            RetryDecision::Retry {
+                server_asked: false,
+                ..
+            }
         ));
         // 418 with Retry-After is not retried at all.
         assert_eq!(decide_status(&policy, 418, &headers, true), RetryDecision::Accept);
@@ -524,7 +531,10 @@ mod tests {
         headers.insert(RETRY_AFTER, HeaderValue::from_static("999999"));
         assert_eq!(
             decide_status(&RetryPolicy::default(), 429, &headers, true),
-            RetryDecision::Retry { after: DEFAULT_MAX_RETRY_AFTER, server_asked: true }
+            RetryDecision::Retry {
+                after: DEFAULT_MAX_RETRY_AFTER,
+                server_asked: true
+            }
         );
     }
 
@@ -533,7 +543,10 @@ mod tests {
         let policy = RetryPolicy::default().without_jitter();
         let headers = HeaderMap::new();
         assert_eq!(decide_status(&policy, 503, &headers, false), RetryDecision::Accept);
-        assert!(matches!(decide_status(&policy, 429, &headers, false), RetryDecision::Retry { .. }));
+        assert!(matches!(
+            decide_status(&policy, 429, &headers, false),
+            RetryDecision::Retry { .. }
+        ));
         let mut rng = fastrand::Rng::with_seed(1);
         let now = SystemTime::now();
         assert!(matches!(

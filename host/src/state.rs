@@ -84,16 +84,23 @@ pub struct FileStateStore {
 impl FileStateStore {
     /// A store rooted at `dir` (created on first write).
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into(), lock: Mutex::new(()) }
+        Self {
+            dir: dir.into(),
+            lock: Mutex::new(()),
+        }
     }
 
     fn path(&self, scope: &StateScope) -> PathBuf {
-        self.dir.join(file_safe(scope.tenant.as_str())).join(format!("{}.json", file_safe(&scope.plugin)))
+        self.dir
+            .join(file_safe(scope.tenant.as_str()))
+            .join(format!("{}.json", file_safe(&scope.plugin)))
     }
 
     fn read(path: &Path) -> Result<BTreeMap<String, String>, StateError> {
         match std::fs::read_to_string(path) {
-            Ok(text) => serde_json::from_str(&text).map_err(|e| StateError(format!("{} is corrupt: {e}", path.display()))),
+            Ok(text) => {
+                serde_json::from_str(&text).map_err(|e| StateError(format!("{} is corrupt: {e}", path.display())))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
             Err(e) => Err(StateError(format!("failed to read {}: {e}", path.display()))),
         }
@@ -126,7 +133,12 @@ impl StateStore for FileStateStore {
         let fail = |e: std::io::Error| StateError(format!("failed to write {}: {e}", path.display()));
         std::fs::create_dir_all(dir).map_err(fail)?;
         let mut file = tempfile::NamedTempFile::new_in(dir).map_err(fail)?;
-        file.write_all(serde_json::to_string_pretty(&values).expect("a string map serialises").as_bytes()).map_err(fail)?;
+        file.write_all(
+            serde_json::to_string_pretty(&values)
+                .expect("a string map serialises")
+                .as_bytes(),
+        )
+        .map_err(fail)?;
         file.as_file().sync_all().map_err(fail)?;
         file.persist(&path).map_err(|e| fail(e.error))?;
         Ok(())
@@ -141,20 +153,29 @@ pub(crate) struct StateCtx {
 }
 
 /// Links the `state` interface, reading each run's [`StateCtx`] through `get`.
-pub(crate) fn add_to_linker<T: Send + 'static>(linker: &mut Linker<T>, get: fn(&mut T) -> &mut StateCtx) -> wasmtime::Result<()> {
+pub(crate) fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> &mut StateCtx,
+) -> wasmtime::Result<()> {
     wit::add_to_linker::<T, HasSelf<StateCtx>>(linker, get)
 }
 
 impl wit::Host for StateCtx {
     async fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<String>, wit::Error>> {
-        Ok(self.store.get(&self.scope, &key).map_err(|e| wit::Error::Storage(e.to_string())))
+        Ok(self
+            .store
+            .get(&self.scope, &key)
+            .map_err(|e| wit::Error::Storage(e.to_string())))
     }
 
     async fn put(&mut self, key: String, value: String) -> wasmtime::Result<Result<(), wit::Error>> {
         if key.len() + value.len() > MAX_STATE_VALUE_BYTES {
             return Ok(Err(wit::Error::TooLarge(MAX_STATE_VALUE_BYTES as u64)));
         }
-        Ok(self.store.put(&self.scope, &key, &value).map_err(|e| wit::Error::Storage(e.to_string())))
+        Ok(self
+            .store
+            .put(&self.scope, &key, &value)
+            .map_err(|e| wit::Error::Storage(e.to_string())))
     }
 }
 
@@ -163,7 +184,10 @@ mod tests {
     use super::*;
 
     fn scope(tenant: &str, plugin: &str) -> StateScope {
-        StateScope { tenant: TenantId::new(tenant), plugin: plugin.into() }
+        StateScope {
+            tenant: TenantId::new(tenant),
+            plugin: plugin.into(),
+        }
     }
 
     #[test]

@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use apiary_host::{Egress, EgressContext, EgressParts, EgressPolicy, Manifest, MemorySink, RunRequest, Runtime, TenantId};
+use apiary_host::{
+    Egress, EgressContext, EgressParts, EgressPolicy, Manifest, MemorySink, RunRequest, Runtime, TenantId,
+};
 use apiary_tests::{TestServer, respond, test_guest, test_runtime_config};
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -25,7 +27,9 @@ fn instantiate_and_call(c: &mut Criterion) {
 
 fn one_request(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let server = rt.block_on(TestServer::start(|_, _| respond(200, &[("content-type", "application/json")], r#"{"ok":true}"#)));
+    let server = rt.block_on(TestServer::start(|_, _| {
+        respond(200, &[("content-type", "application/json")], r#"{"ok":true}"#)
+    }));
     let url = format!("{}/bench", server.url());
     let manifest = Manifest::parse(
         "name = \"bench\"\nversion = \"1\"\ncomponent = \"x.wasm\"\n[permissions]\nhosts = [\"http://127.0.0.1:*\"]\n",

@@ -12,15 +12,30 @@ use serde_json::json;
 use super::runtime_with_clock;
 
 fn github_manifest() -> apiary_host::LoadedManifest {
-    Manifest::load(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../plugins/github"))).unwrap()
+    Manifest::load(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../plugins/github"
+    )))
+    .unwrap()
 }
 
 #[tokio::test]
 async fn issues_are_collected_across_all_pages_in_order_with_retries() {
-    let api = DemoApi::start(DemoApiConfig { token: "tok-github-1".into(), items: 45, inject_faults: true, retry_after_secs: 1 }).await.unwrap();
+    let api = DemoApi::start(DemoApiConfig {
+        token: "tok-github-1".into(),
+        items: 45,
+        inject_faults: true,
+        retry_after_secs: 1,
+    })
+    .await
+    .unwrap();
     let (runtime, clock) = runtime_with_clock();
-    runtime.secrets().insert(&TenantId::default(), "github_token", SecretString::from("tok-github-1"));
-    let plugin = runtime.load_component(github_manifest(), components::GITHUB_PLUGIN.as_ref()).unwrap();
+    runtime
+        .secrets()
+        .insert(&TenantId::default(), "github_token", SecretString::from("tok-github-1"));
+    let plugin = runtime
+        .load_component(github_manifest(), components::GITHUB_PLUGIN.as_ref())
+        .unwrap();
     let sink = MemorySink::default();
     let (owner, repo) = DEMO_REPOSITORY;
     let request = RunRequest::new("issues", Arc::new(sink.clone()))
@@ -29,7 +44,12 @@ async fn issues_are_collected_across_all_pages_in_order_with_retries() {
     let report = runtime.run(&plugin, request).await.unwrap();
 
     // Every issue, in page order; the pull requests (every tenth item) are left out.
-    let expected: Vec<u64> = api.items().iter().filter(|i| i.get("pull_request").is_none()).map(|i| i["number"].as_u64().unwrap()).collect();
+    let expected: Vec<u64> = api
+        .items()
+        .iter()
+        .filter(|i| i.get("pull_request").is_none())
+        .map(|i| i["number"].as_u64().unwrap())
+        .collect();
     let records = sink.records();
     let numbers: Vec<u64> = records.iter().map(|r| r["number"].as_u64().unwrap()).collect();
     assert_eq!(numbers, expected);
@@ -45,7 +65,10 @@ async fn issues_are_collected_across_all_pages_in_order_with_retries() {
     let sleeps = clock.sleeps();
     assert_eq!(sleeps.len(), 2, "{sleeps:?}");
     assert_eq!(sleeps[0], Duration::from_secs(1));
-    assert!(sleeps[1] >= Duration::from_secs(1) && sleeps[1] <= Duration::from_secs(3), "jittered 2 s backoff: {sleeps:?}");
+    assert!(
+        sleeps[1] >= Duration::from_secs(1) && sleeps[1] <= Duration::from_secs(3),
+        "jittered 2 s backoff: {sleeps:?}"
+    );
 
     // Every request carried the token, though the plugin never saw it.
     let seen = api.requests();
@@ -56,23 +79,41 @@ async fn issues_are_collected_across_all_pages_in_order_with_retries() {
 
 #[tokio::test]
 async fn a_wrong_token_surfaces_as_a_plugin_failure_naming_the_status() {
-    let api = DemoApi::start(DemoApiConfig { token: "right".into(), items: 3, inject_faults: false, retry_after_secs: 1 }).await.unwrap();
+    let api = DemoApi::start(DemoApiConfig {
+        token: "right".into(),
+        items: 3,
+        inject_faults: false,
+        retry_after_secs: 1,
+    })
+    .await
+    .unwrap();
     let (runtime, _clock) = runtime_with_clock();
-    runtime.secrets().insert(&TenantId::default(), "github_token", SecretString::from("wrong"));
-    let plugin = runtime.load_component(github_manifest(), components::GITHUB_PLUGIN.as_ref()).unwrap();
+    runtime
+        .secrets()
+        .insert(&TenantId::default(), "github_token", SecretString::from("wrong"));
+    let plugin = runtime
+        .load_component(github_manifest(), components::GITHUB_PLUGIN.as_ref())
+        .unwrap();
     let request = RunRequest::new("issues", Arc::new(MemorySink::default()))
         .input(r#"{"owner":"apiary","repo":"demo"}"#)
         .config("base_url", api.base_url());
     let err = runtime.run(&plugin, request).await.unwrap_err().to_string();
-    assert!(err.starts_with("plugin `github` failed:") && err.contains("401"), "{err}");
+    assert!(
+        err.starts_with("plugin `github` failed:") && err.contains("401"),
+        "{err}"
+    );
     assert!(!err.contains("wrong"), "the token must not leak into errors: {err}");
 }
 
 #[tokio::test]
 async fn missing_input_field_is_reported_by_name() {
     let (runtime, _clock) = runtime_with_clock();
-    runtime.secrets().insert(&TenantId::default(), "github_token", SecretString::from("t"));
-    let plugin = runtime.load_component(github_manifest(), components::GITHUB_PLUGIN.as_ref()).unwrap();
+    runtime
+        .secrets()
+        .insert(&TenantId::default(), "github_token", SecretString::from("t"));
+    let plugin = runtime
+        .load_component(github_manifest(), components::GITHUB_PLUGIN.as_ref())
+        .unwrap();
     let request = RunRequest::new("issues", Arc::new(MemorySink::default())).input(r#"{"repo":"demo"}"#);
     let err = runtime.run(&plugin, request).await.unwrap_err().to_string();
     assert!(err.contains("rejected the input") && err.contains("owner"), "{err}");
@@ -81,7 +122,9 @@ async fn missing_input_field_is_reported_by_name() {
 #[tokio::test]
 async fn describe_lists_the_issues_operation() {
     let (runtime, _clock) = runtime_with_clock();
-    let plugin = runtime.load_component(github_manifest(), components::GITHUB_PLUGIN.as_ref()).unwrap();
+    let plugin = runtime
+        .load_component(github_manifest(), components::GITHUB_PLUGIN.as_ref())
+        .unwrap();
     let description = runtime.describe(&plugin).await.unwrap();
     assert_eq!(description.name, "github");
     assert!(description.operations.iter().any(|(name, _)| name == "issues"));

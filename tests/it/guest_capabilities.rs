@@ -11,11 +11,19 @@ use super::{run, runtime_with_clock};
 #[tokio::test]
 async fn config_is_the_manifest_defaults_overridden_by_the_run() {
     let (runtime, _clock) = runtime_with_clock();
-    let plugin = test_guest(&runtime, "[config]\nbase_url = \"https://example.test\"\nkeep = \"yes\"\n");
+    let plugin = test_guest(
+        &runtime,
+        "[config]\nbase_url = \"https://example.test\"\nkeep = \"yes\"\n",
+    );
     let sink = MemorySink::default();
-    let request = RunRequest::new("config", Arc::new(sink.clone())).config("base_url", "http://127.0.0.1:9").config("extra", "1");
+    let request = RunRequest::new("config", Arc::new(sink.clone()))
+        .config("base_url", "http://127.0.0.1:9")
+        .config("extra", "1");
     runtime.run(&plugin, request).await.unwrap();
-    assert_eq!(sink.records(), vec![json!({"config": {"base_url": "http://127.0.0.1:9", "extra": "1", "keep": "yes"}})]);
+    assert_eq!(
+        sink.records(),
+        vec![json!({"config": {"base_url": "http://127.0.0.1:9", "extra": "1", "keep": "yes"}})]
+    );
 }
 
 #[tokio::test]
@@ -56,7 +64,22 @@ async fn logging_and_describe_work() {
     assert_eq!(records, vec![json!({"logged": true})]);
     let description = runtime.describe(&plugin).await.unwrap();
     assert_eq!(description.name, "test-guest");
-    for op in ["noop", "spin", "alloc", "fetch", "batch", "config", "state", "log", "emit-many", "panic", "paginate"] {
-        assert!(description.operations.iter().any(|(name, _)| name == op), "{op} missing");
+    for op in [
+        "noop",
+        "spin",
+        "alloc",
+        "fetch",
+        "batch",
+        "config",
+        "state",
+        "log",
+        "emit-many",
+        "panic",
+        "paginate",
+    ] {
+        assert!(
+            description.operations.iter().any(|(name, _)| name == op),
+            "{op} missing"
+        );
     }
 }

@@ -27,7 +27,12 @@ fn runtime_with_clock() -> (Runtime, ManualClock) {
 }
 
 /// Runs `operation` with `input` and returns the report and the emitted records.
-async fn run(runtime: &Runtime, plugin: &Plugin, operation: &str, input: Value) -> (Result<RunReport, RunError>, Vec<Value>) {
+async fn run(
+    runtime: &Runtime,
+    plugin: &Plugin,
+    operation: &str,
+    input: Value,
+) -> (Result<RunReport, RunError>, Vec<Value>) {
     let sink = MemorySink::default();
     let request = RunRequest::new(operation, Arc::new(sink.clone())).input(input.to_string());
     let result = runtime.run(plugin, request).await;

@@ -9,7 +9,14 @@ use super::{grant, run, runtime_with_clock};
 
 #[tokio::test]
 async fn a_503_then_200_succeeds_with_one_retry() {
-    let server = TestServer::start(|_, i| if i == 0 { respond(503, &[], "busy") } else { respond(200, &[], "ok") }).await;
+    let server = TestServer::start(|_, i| {
+        if i == 0 {
+            respond(503, &[], "busy")
+        } else {
+            respond(200, &[], "ok")
+        }
+    })
+    .await;
     let (runtime, clock) = runtime_with_clock();
     let plugin = test_guest(&runtime, &grant(&server.url(), ""));
     let (result, records) = run(&runtime, &plugin, "fetch", json!({"url": server.url()})).await;
@@ -21,7 +28,10 @@ async fn a_503_then_200_succeeds_with_one_retry() {
     let sleeps = clock.sleeps();
     assert_eq!(sleeps.len(), 1);
     // The default 2 s base, jittered by a factor in [0.5, 1.5].
-    assert!(sleeps[0] >= Duration::from_secs(1) && sleeps[0] <= Duration::from_secs(3), "{sleeps:?}");
+    assert!(
+        sleeps[0] >= Duration::from_secs(1) && sleeps[0] <= Duration::from_secs(3),
+        "{sleeps:?}"
+    );
     assert_eq!(server.received().len(), 2);
 }
 
@@ -43,7 +53,13 @@ async fn a_429_waits_exactly_as_retry_after_says_in_seconds_and_as_a_date() {
     for (path, wait) in [("/seconds", 7), ("/date", 1812)] {
         let (runtime, clock) = runtime_with_clock();
         let plugin = test_guest(&runtime, &manifest);
-        let (_, records) = run(&runtime, &plugin, "fetch", json!({"url": format!("{}{path}", server.url())})).await;
+        let (_, records) = run(
+            &runtime,
+            &plugin,
+            "fetch",
+            json!({"url": format!("{}{path}", server.url())}),
+        )
+        .await;
         assert_eq!(records[0]["error"], "retries-exhausted", "{}", records[0]);
         assert_eq!(records[0]["detail"]["attempts"], 2);
         assert_eq!(records[0]["detail"]["last_status"], 429);
@@ -85,10 +101,25 @@ async fn a_post_is_not_retried_on_503_unless_marked_idempotent() {
     let server = TestServer::start(|_, _| respond(503, &[], "busy")).await;
     let (runtime, _clock) = runtime_with_clock();
     let plugin = test_guest(&runtime, &grant(&server.url(), "[retry]\nmax_retries = 2\n"));
-    let (_, records) = run(&runtime, &plugin, "fetch", json!({"url": server.url(), "method": "POST", "body": "{}"})).await;
-    assert_eq!(records[0]["status"], 503, "a non-idempotent request gets the response as is");
+    let (_, records) = run(
+        &runtime,
+        &plugin,
+        "fetch",
+        json!({"url": server.url(), "method": "POST", "body": "{}"}),
+    )
+    .await;
+    assert_eq!(
+        records[0]["status"], 503,
+        "a non-idempotent request gets the response as is"
+    );
     assert_eq!(server.received().len(), 1);
-    let (_, records) = run(&runtime, &plugin, "fetch", json!({"url": server.url(), "method": "POST", "idempotent": true})).await;
+    let (_, records) = run(
+        &runtime,
+        &plugin,
+        "fetch",
+        json!({"url": server.url(), "method": "POST", "idempotent": true}),
+    )
+    .await;
     assert_eq!(records[0]["detail"]["attempts"], 3);
     assert_eq!(server.received().len(), 4);
 }
@@ -98,9 +129,21 @@ async fn a_request_may_narrow_but_not_widen_retries() {
     let server = TestServer::start(|_, _| respond(500, &[], "")).await;
     let (runtime, _clock) = runtime_with_clock();
     let plugin = test_guest(&runtime, &grant(&server.url(), "[retry]\nmax_retries = 1\n"));
-    let (_, records) = run(&runtime, &plugin, "fetch", json!({"url": server.url(), "max_retries": 0})).await;
+    let (_, records) = run(
+        &runtime,
+        &plugin,
+        "fetch",
+        json!({"url": server.url(), "max_retries": 0}),
+    )
+    .await;
     assert_eq!(records[0]["status"], 500);
-    let (_, records) = run(&runtime, &plugin, "fetch", json!({"url": server.url(), "max_retries": 10})).await;
+    let (_, records) = run(
+        &runtime,
+        &plugin,
+        "fetch",
+        json!({"url": server.url(), "max_retries": 10}),
+    )
+    .await;
     assert_eq!(records[0]["detail"]["attempts"], 2);
     assert_eq!(server.received().len(), 3);
 }
@@ -108,13 +151,30 @@ async fn a_request_may_narrow_but_not_widen_retries() {
 #[tokio::test]
 async fn a_refused_connection_is_retried_then_reported() {
     // Bind and drop a listener so the port is (very likely) closed.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let (runtime, clock) = runtime_with_clock();
-    let plugin = test_guest(&runtime, "[permissions]\nhosts = [\"http://127.0.0.1:*\"]\n[retry]\nmax_retries = 2\n");
-    let (_, records) = run(&runtime, &plugin, "fetch", json!({"url": format!("http://127.0.0.1:{port}/")})).await;
+    let plugin = test_guest(
+        &runtime,
+        "[permissions]\nhosts = [\"http://127.0.0.1:*\"]\n[retry]\nmax_retries = 2\n",
+    );
+    let (_, records) = run(
+        &runtime,
+        &plugin,
+        "fetch",
+        json!({"url": format!("http://127.0.0.1:{port}/")}),
+    )
+    .await;
     assert_eq!(records[0]["error"], "retries-exhausted", "{}", records[0]);
     assert!(records[0]["detail"]["last_status"].is_null());
-    assert!(records[0]["detail"]["message"].as_str().unwrap().contains("connect"), "{}", records[0]);
+    assert!(
+        records[0]["detail"]["message"].as_str().unwrap().contains("connect"),
+        "{}",
+        records[0]
+    );
     assert_eq!(clock.sleeps().len(), 2);
 }
 
@@ -132,7 +192,13 @@ async fn a_slow_server_times_out_per_attempt() {
     });
     let (runtime, _clock) = runtime_with_clock();
     let plugin = test_guest(&runtime, &grant(&server.url(), "[retry]\nmax_retries = 0\n"));
-    let (_, records) = run(&runtime, &plugin, "fetch", json!({"url": format!("http://127.0.0.1:{port}/"), "timeout_ms": 150})).await;
+    let (_, records) = run(
+        &runtime,
+        &plugin,
+        "fetch",
+        json!({"url": format!("http://127.0.0.1:{port}/"), "timeout_ms": 150}),
+    )
+    .await;
     assert_eq!(records[0]["error"], "timeout", "{}", records[0]);
     assert_eq!(records[0]["detail"], 150);
 }

@@ -13,13 +13,22 @@ async fn a_host_not_granted_is_a_denied_value_not_a_trap() {
     let (runtime, _clock) = runtime_with_clock();
     // Only https://api.example.com is granted; the loopback server is not.
     let plugin = test_guest(&runtime, "[permissions]\nhosts = [\"https://api.example.com\"]\n");
-    let (result, records) = run(&runtime, &plugin, "fetch", json!({"url": format!("{}/x", server.url())})).await;
+    let (result, records) = run(
+        &runtime,
+        &plugin,
+        "fetch",
+        json!({"url": format!("{}/x", server.url())}),
+    )
+    .await;
     result.unwrap();
     assert_eq!(records.len(), 1);
     assert_eq!(records[0]["ok"], false);
     assert_eq!(records[0]["error"], "denied");
     let detail = records[0]["detail"].as_str().unwrap();
-    assert!(detail.contains(&format!("http://127.0.0.1:{}", server.addr().port())) && detail.contains("test-guest"), "{detail}");
+    assert!(
+        detail.contains(&format!("http://127.0.0.1:{}", server.addr().port())) && detail.contains("test-guest"),
+        "{detail}"
+    );
     assert!(server.received().is_empty(), "a denied request must not leave the host");
 }
 
@@ -32,7 +41,13 @@ async fn nothing_is_granted_by_default() {
     assert_eq!(records[0]["error"], "denied");
     // Other schemes and embedded credentials are refused as invalid before any allowlist match.
     let plugin = test_guest(&runtime, &grant(&server.url(), ""));
-    let (_, records) = run(&runtime, &plugin, "fetch", json!({"url": format!("http://user:pw@127.0.0.1:{}/", server.addr().port())})).await;
+    let (_, records) = run(
+        &runtime,
+        &plugin,
+        "fetch",
+        json!({"url": format!("http://user:pw@127.0.0.1:{}/", server.addr().port())}),
+    )
+    .await;
     assert_eq!(records[0]["error"], "invalid-request");
     assert!(server.received().is_empty());
 }
@@ -44,7 +59,10 @@ async fn an_infinite_loop_is_stopped_at_the_deadline_and_the_host_stays_usable()
     let (result, _) = run(&runtime, &plugin, "spin", json!({})).await;
     let err = result.unwrap_err();
     assert!(matches!(err, RunError::DeadlineExceeded { .. }), "{err:?}");
-    assert_eq!(err.to_string(), "plugin `test-guest` was stopped: it exceeded its deadline of 300ms");
+    assert_eq!(
+        err.to_string(),
+        "plugin `test-guest` was stopped: it exceeded its deadline of 300ms"
+    );
     let (result, _) = run(&runtime, &plugin, "noop", json!({})).await;
     result.expect("the same plugin runs again after a stopped run");
 }
@@ -57,7 +75,10 @@ async fn a_memory_bomb_is_stopped_at_the_limit_and_the_host_stays_usable() {
     let err = result.unwrap_err();
     assert!(matches!(err, RunError::MemoryExceeded { .. }), "{err:?}");
     let message = err.to_string();
-    assert!(message.starts_with("plugin `test-guest` was stopped: memory limit of 32 MiB exceeded"), "{message}");
+    assert!(
+        message.starts_with("plugin `test-guest` was stopped: memory limit of 32 MiB exceeded"),
+        "{message}"
+    );
     let (result, records) = run(&runtime, &plugin, "emit-many", json!({"count": 3})).await;
     result.unwrap();
     assert_eq!(records.len(), 3);
@@ -78,5 +99,8 @@ async fn an_unknown_operation_is_named() {
     let (runtime, _clock) = runtime_with_clock();
     let plugin = test_guest(&runtime, "");
     let (result, _) = run(&runtime, &plugin, "nope", json!({})).await;
-    assert_eq!(result.unwrap_err().to_string(), "plugin `test-guest` has no operation `nope`");
+    assert_eq!(
+        result.unwrap_err().to_string(),
+        "plugin `test-guest` has no operation `nope`"
+    );
 }

@@ -13,7 +13,12 @@ async fn echo_server() -> TestServer {
         let headers: serde_json::Map<String, Value> = request
             .headers
             .iter()
-            .map(|(k, v)| (k.to_string(), Value::String(String::from_utf8_lossy(v.as_bytes()).into())))
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    Value::String(String::from_utf8_lossy(v.as_bytes()).into()),
+                )
+            })
             .collect();
         let mut response = json_response(&json!({"headers": headers, "path": request.path}));
         if let Some(auth) = request.headers.get("authorization") {
@@ -25,7 +30,10 @@ async fn echo_server() -> TestServer {
 }
 
 fn secret_manifest(url: &str) -> String {
-    grant(url, "[permissions.secrets.tok]\nenv = \"APIARY_TEST_UNUSED\"\nhosts = [\"http://127.0.0.1:*\"]\n")
+    grant(
+        url,
+        "[permissions.secrets.tok]\nenv = \"APIARY_TEST_UNUSED\"\nhosts = [\"http://127.0.0.1:*\"]\n",
+    )
 }
 
 #[tokio::test]
@@ -33,7 +41,9 @@ async fn the_bearer_secret_reaches_the_server_but_never_the_guest() {
     const TOKEN: &str = "s3cr3t-bearer-value-0123456789";
     let server = echo_server().await;
     let (runtime, _clock) = runtime_with_clock();
-    runtime.secrets().insert(&TenantId::default(), "tok", SecretString::from(TOKEN));
+    runtime
+        .secrets()
+        .insert(&TenantId::default(), "tok", SecretString::from(TOKEN));
     let plugin = test_guest(&runtime, &secret_manifest(&server.url()));
     let input = json!({"url": format!("{}/echo", server.url()), "secrets": [{"name": "tok", "placement": "bearer"}]});
     let (result, records) = run(&runtime, &plugin, "fetch", input).await;
@@ -48,7 +58,12 @@ async fn the_bearer_secret_reaches_the_server_but_never_the_guest() {
     assert!(!everything.contains(TOKEN), "the guest saw the secret: {everything}");
     let body: Value = serde_json::from_str(record["body"].as_str().unwrap()).unwrap();
     assert_eq!(body["headers"]["authorization"], "Bearer [REDACTED]");
-    let echoed = record["headers"].as_array().unwrap().iter().find(|h| h[0] == "x-echo-authorization").unwrap();
+    let echoed = record["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h[0] == "x-echo-authorization")
+        .unwrap();
     assert_eq!(echoed[1], "Bearer [REDACTED]");
 }
 
@@ -57,16 +72,26 @@ async fn query_basic_and_header_placements_are_scrubbed_in_every_encoding() {
     const VALUE: &str = "p@ss/wörd+1";
     let server = echo_server().await;
     let (runtime, _clock) = runtime_with_clock();
-    runtime.secrets().insert(&TenantId::default(), "tok", SecretString::from(VALUE));
+    runtime
+        .secrets()
+        .insert(&TenantId::default(), "tok", SecretString::from(VALUE));
     let plugin = test_guest(&runtime, &secret_manifest(&server.url()));
-    for placement in [json!({"query": "api_key"}), json!({"basic": "me"}), json!({"header": "X-Api-Key"})] {
-        let input = json!({"url": format!("{}/q?a=1", server.url()), "secrets": [{"name": "tok", "placement": placement}]});
+    for placement in [
+        json!({"query": "api_key"}),
+        json!({"basic": "me"}),
+        json!({"header": "X-Api-Key"}),
+    ] {
+        let input =
+            json!({"url": format!("{}/q?a=1", server.url()), "secrets": [{"name": "tok", "placement": placement}]});
         let (result, records) = run(&runtime, &plugin, "fetch", input).await;
         result.unwrap();
         let everything = records[0].to_string();
         assert_eq!(records[0]["ok"], true, "{everything}");
         assert!(everything.contains("[REDACTED]"), "{placement}: {everything}");
-        for form in [VALUE.to_string(), url::form_urlencoded::byte_serialize(VALUE.as_bytes()).collect::<String>()] {
+        for form in [
+            VALUE.to_string(),
+            url::form_urlencoded::byte_serialize(VALUE.as_bytes()).collect::<String>(),
+        ] {
             assert!(!everything.contains(&form), "{placement} leaked {form}: {everything}");
         }
     }
@@ -78,9 +103,14 @@ async fn query_basic_and_header_placements_are_scrubbed_in_every_encoding() {
 async fn a_secret_is_not_sent_where_it_is_not_bound() {
     let server = echo_server().await;
     let (runtime, _clock) = runtime_with_clock();
-    runtime.secrets().insert(&TenantId::default(), "tok", SecretString::from("bound-elsewhere"));
+    runtime
+        .secrets()
+        .insert(&TenantId::default(), "tok", SecretString::from("bound-elsewhere"));
     // The host is granted, but the secret is bound to another destination.
-    let body = grant(&server.url(), "[permissions.secrets.tok]\nhosts = [\"http://127.0.0.1:1\"]\n");
+    let body = grant(
+        &server.url(),
+        "[permissions.secrets.tok]\nhosts = [\"http://127.0.0.1:1\"]\n",
+    );
     let plugin = test_guest(&runtime, &body);
     let input = json!({"url": server.url(), "secrets": [{"name": "tok", "placement": "bearer"}]});
     let (_, records) = run(&runtime, &plugin, "fetch", input).await;
@@ -90,7 +120,10 @@ async fn a_secret_is_not_sent_where_it_is_not_bound() {
     let input = json!({"url": server.url(), "secrets": [{"name": "other", "placement": "bearer"}]});
     let (_, records) = run(&runtime, &plugin, "fetch", input).await;
     assert_eq!(records[0]["detail"]["kind"], "unknown");
-    assert!(server.received().is_empty(), "nothing may be sent when a secret is refused");
+    assert!(
+        server.received().is_empty(),
+        "nothing may be sent when a secret is refused"
+    );
 }
 
 #[tokio::test]
@@ -101,7 +134,11 @@ async fn a_missing_secret_stops_the_run_before_the_plugin_starts() {
     let (result, records) = run(&runtime, &plugin, "emit-many", json!({"count": 1})).await;
     let err = result.unwrap_err();
     assert!(matches!(err, RunError::MissingSecret(_)), "{err:?}");
-    assert!(err.to_string().starts_with("secret `tok` is not set: define APIARY_TEST_UNUSED"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("secret `tok` is not set: define APIARY_TEST_UNUSED"),
+        "{err}"
+    );
     assert!(records.is_empty(), "the plugin must not have started");
 }
 
@@ -109,8 +146,13 @@ async fn a_missing_secret_stops_the_run_before_the_plugin_starts() {
 async fn secrets_are_scoped_by_tenant() {
     let server = echo_server().await;
     let (runtime, _clock) = runtime_with_clock();
-    runtime.secrets().insert(&TenantId::new("acme"), "tok", SecretString::from("acme-only"));
+    runtime
+        .secrets()
+        .insert(&TenantId::new("acme"), "tok", SecretString::from("acme-only"));
     let plugin = test_guest(&runtime, &secret_manifest(&server.url()));
     let (result, _) = run(&runtime, &plugin, "noop", json!({})).await;
-    assert!(matches!(result, Err(RunError::MissingSecret(_))), "the default tenant has no value");
+    assert!(
+        matches!(result, Err(RunError::MissingSecret(_))),
+        "the default tenant has no value"
+    );
 }

@@ -27,7 +27,11 @@ pub fn compile_cache_dir() -> PathBuf {
 
 /// A runtime config for tests: the shared compile cache and a small instance pool.
 pub fn test_runtime_config() -> RuntimeConfig {
-    RuntimeConfig { cache_dir: Some(compile_cache_dir()), max_concurrent_runs: 8, ..RuntimeConfig::default() }
+    RuntimeConfig {
+        cache_dir: Some(compile_cache_dir()),
+        max_concurrent_runs: 8,
+        ..RuntimeConfig::default()
+    }
 }
 
 /// A request the test server received.
@@ -56,7 +60,9 @@ pub struct TestServer {
 
 impl TestServer {
     /// Starts a server answering with `handler`.
-    pub async fn start(handler: impl Fn(&ReceivedRequest, usize) -> Response<Full<Bytes>> + Send + Sync + 'static) -> Self {
+    pub async fn start(
+        handler: impl Fn(&ReceivedRequest, usize) -> Response<Full<Bytes>> + Send + Sync + 'static,
+    ) -> Self {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await.expect("binding 127.0.0.1:0");
         let addr = listener.local_addr().unwrap();
         let received: Arc<Mutex<Vec<ReceivedRequest>>> = Arc::default();
@@ -72,7 +78,12 @@ impl TestServer {
                             let (parts, body) = request.into_parts();
                             let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
                             let path = parts.uri.path_and_query().map(|p| p.to_string()).unwrap_or_default();
-                            let received = ReceivedRequest { method: parts.method, path, headers: parts.headers, body };
+                            let received = ReceivedRequest {
+                                method: parts.method,
+                                path,
+                                headers: parts.headers,
+                                body,
+                            };
                             let index = {
                                 let mut log = log.lock().unwrap();
                                 log.push(received.clone());
@@ -139,5 +150,7 @@ pub fn manifest(dir: &Path, component: &str, body: &str) -> LoadedManifest {
 pub fn test_guest(runtime: &Runtime, body: &str) -> Plugin {
     let dir = tempfile::tempdir().unwrap();
     let loaded = manifest(dir.path(), components::TEST_GUEST, body);
-    runtime.load(loaded).unwrap_or_else(|e| panic!("loading the test guest: {e}"))
+    runtime
+        .load(loaded)
+        .unwrap_or_else(|e| panic!("loading the test guest: {e}"))
 }

@@ -53,7 +53,9 @@ pub fn load_or_compile(engine: &Engine, dir: Option<&Path>, component: &[u8]) ->
                 tracing::debug!(target: "apiary::engine", path = %path.display(), "loaded compiled component from cache");
                 return Ok(component);
             }
-            Err(error) => tracing::warn!(target: "apiary::engine", path = %path.display(), %error, "ignoring unusable cache entry"),
+            Err(error) => {
+                tracing::warn!(target: "apiary::engine", path = %path.display(), %error, "ignoring unusable cache entry")
+            }
         }
     }
     let compiled = Component::new(engine, component)?;

@@ -22,7 +22,10 @@ pub(crate) struct MemoryLimiter {
 
 impl MemoryLimiter {
     pub(crate) fn new(limit_mib: u32) -> Self {
-        Self { limit_bytes: limit_mib as usize * 1024 * 1024, exceeded: false }
+        Self {
+            limit_bytes: limit_mib as usize * 1024 * 1024,
+            exceeded: false,
+        }
     }
 }
 
@@ -74,7 +77,10 @@ impl EpochTicker {
                 }
             })
             .expect("spawning the epoch thread");
-        Self { stop, thread: Some(thread) }
+        Self {
+            stop,
+            thread: Some(thread),
+        }
     }
 }
 

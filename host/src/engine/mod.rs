@@ -157,7 +157,9 @@ pub struct Plugin {
 
 impl fmt::Debug for Plugin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Plugin").field("manifest", &self.manifest).finish_non_exhaustive()
+        f.debug_struct("Plugin")
+            .field("manifest", &self.manifest)
+            .finish_non_exhaustive()
     }
 }
 
@@ -283,7 +285,10 @@ pub(crate) struct RunState {
 
 impl WasiView for RunState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -315,7 +320,9 @@ pub struct Runtime {
 
 impl fmt::Debug for Runtime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Runtime").field("cache_dir", &self.cache_dir).finish_non_exhaustive()
+        f.debug_struct("Runtime")
+            .field("cache_dir", &self.cache_dir)
+            .finish_non_exhaustive()
     }
 }
 
@@ -362,7 +369,10 @@ impl Runtime {
     /// As [`Runtime::load`].
     pub fn load_component(&self, manifest: LoadedManifest, component: &Path) -> Result<Plugin, LoadError> {
         let bytes = manifest.read_component(component)?;
-        let error = |e: wasmtime::Error| LoadError::Component { path: component.to_path_buf(), message: format!("{e:#}") };
+        let error = |e: wasmtime::Error| LoadError::Component {
+            path: component.to_path_buf(),
+            message: format!("{e:#}"),
+        };
         let compiled = cache::load_or_compile(&self.engine, self.cache_dir.as_deref(), &bytes).map_err(error)?;
         let instance_pre = self.linker.instantiate_pre(&compiled).map_err(error)?;
         let pre = PluginPre::new(instance_pre).map_err(error)?;
@@ -378,7 +388,12 @@ impl Runtime {
         let request = RunRequest::new("describe", Arc::new(crate::output::MemorySink::default()));
         let (mut store, deadline) = self.new_store(plugin, &request);
         let info = self
-            .call(plugin, &mut store, deadline, async |instance: PluginBindings, store: &mut Store<RunState>| instance.call_describe(store).await)
+            .call(
+                plugin,
+                &mut store,
+                deadline,
+                async |instance: PluginBindings, store: &mut Store<RunState>| instance.call_describe(store).await,
+            )
             .await?;
         Ok(PluginDescription {
             name: info.name,
@@ -398,16 +413,33 @@ impl Runtime {
         let (mut store, deadline) = self.new_store(plugin, &request);
         let (operation, input) = (request.operation.clone(), request.input.clone());
         let result = self
-            .call(plugin, &mut store, deadline, async move |instance: PluginBindings, store: &mut Store<RunState>| {
-                instance.call_run(store, &operation, &input).await
-            })
+            .call(
+                plugin,
+                &mut store,
+                deadline,
+                async move |instance: PluginBindings, store: &mut Store<RunState>| {
+                    instance.call_run(store, &operation, &input).await
+                },
+            )
             .await?;
         let name = plugin.name().to_string();
         let summary = result.map_err(|error| match error {
-            bindings::types::RunError::UnknownOperation(operation) => RunError::UnknownOperation { plugin: name.clone(), operation },
-            bindings::types::RunError::InvalidInput(message) => RunError::InvalidInput { plugin: name.clone(), message },
-            bindings::types::RunError::Http(error) => RunError::Failed { plugin: name.clone(), message: describe_http_error(&error) },
-            bindings::types::RunError::Failed(message) => RunError::Failed { plugin: name.clone(), message },
+            bindings::types::RunError::UnknownOperation(operation) => RunError::UnknownOperation {
+                plugin: name.clone(),
+                operation,
+            },
+            bindings::types::RunError::InvalidInput(message) => RunError::InvalidInput {
+                plugin: name.clone(),
+                message,
+            },
+            bindings::types::RunError::Http(error) => RunError::Failed {
+                plugin: name.clone(),
+                message: describe_http_error(&error),
+            },
+            bindings::types::RunError::Failed(message) => RunError::Failed {
+                plugin: name.clone(),
+                message,
+            },
         })?;
         let stats = &store.data().http.stats;
         let get = |c: &std::sync::atomic::AtomicU64| RunStats::get(c);
@@ -429,7 +461,11 @@ impl Runtime {
     fn check_secrets(&self, plugin: &Plugin, tenant: &TenantId) -> Result<(), MissingSecret> {
         for (name, permission) in &plugin.manifest.manifest.permissions.secrets {
             if self.secrets.get(tenant, name).is_none() {
-                return Err(MissingSecret { name: name.clone(), var: permission.env_var(name), env_file: None });
+                return Err(MissingSecret {
+                    name: name.clone(),
+                    var: permission.env_var(name),
+                    env_file: None,
+                });
             }
         }
         Ok(())
@@ -464,13 +500,22 @@ impl Runtime {
                 tenant: request.tenant.clone(),
                 declared: manifest.permissions.secrets.keys().cloned().collect::<BTreeSet<_>>(),
             },
-            log: LogCtx { tenant: request.tenant.clone(), plugin: manifest.name.clone() },
+            log: LogCtx {
+                tenant: request.tenant.clone(),
+                plugin: manifest.name.clone(),
+            },
             config: ConfigCtx::new(&manifest.config, &request.config),
             state: StateCtx {
                 store: self.state.clone(),
-                scope: StateScope { tenant: request.tenant.clone(), plugin: manifest.name.clone() },
+                scope: StateScope {
+                    tenant: request.tenant.clone(),
+                    plugin: manifest.name.clone(),
+                },
             },
-            output: OutputCtx { sink: request.sink.clone(), stats },
+            output: OutputCtx {
+                sink: request.sink.clone(),
+                stats,
+            },
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
@@ -507,7 +552,10 @@ fn classify_trap(plugin: &str, trap: wasmtime::Error, state: &RunState) -> RunEr
     if let Some(source) = trap.downcast_ref::<MemoryLimitExceeded>() {
         return RunError::MemoryExceeded {
             plugin,
-            source: MemoryLimitExceeded { limit_mib: source.limit_mib, desired_mib: source.desired_mib },
+            source: MemoryLimitExceeded {
+                limit_mib: source.limit_mib,
+                desired_mib: source.desired_mib,
+            },
         };
     }
     let mut message = match trap.downcast_ref::<wasmtime::Trap>() {
@@ -522,7 +570,17 @@ fn classify_trap(plugin: &str, trap: wasmtime::Error, state: &RunState) -> RunEr
     let stderr = stderr.trim();
     if !stderr.is_empty() {
         message.push_str("; guest stderr: ");
-        message.push_str(&stderr.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join(" | "));
+        message.push_str(
+            &stderr
+                .lines()
+                .rev()
+                .take(5)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .join(" | "),
+        );
     }
     RunError::Trap { plugin, message }
 }

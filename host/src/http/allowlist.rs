@@ -58,7 +58,10 @@ impl FromStr for HostPattern {
     type Err = HostPatternError;
 
     fn from_str(pattern: &str) -> Result<Self, Self::Err> {
-        let error = |reason| HostPatternError { pattern: pattern.to_string(), reason };
+        let error = |reason| HostPatternError {
+            pattern: pattern.to_string(),
+            reason,
+        };
         let (scheme, rest) = pattern
             .split_once("://")
             .ok_or_else(|| error("expected scheme://host[:port], e.g. https://api.example.com"))?;
@@ -77,10 +80,16 @@ impl FromStr for HostPattern {
             None => (rest, false),
         };
         if rest.contains(['/', '?', '#', '@', '*']) {
-            return Err(error("only scheme, host and port are allowed (no path, query, user or inner `*`)"));
+            return Err(error(
+                "only scheme, host and port are allowed (no path, query, user or inner `*`)",
+            ));
         }
-        let url = Url::parse(&format!("{}://{rest}", scheme.as_str())).map_err(|_| error("the host or port is malformed"))?;
-        let host = url.host_str().filter(|h| !h.is_empty()).ok_or_else(|| error("the host is missing"))?;
+        let url =
+            Url::parse(&format!("{}://{rest}", scheme.as_str())).map_err(|_| error("the host or port is malformed"))?;
+        let host = url
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| error("the host is missing"))?;
         let host = if subdomains {
             HostMatch::Subdomain(host.to_string())
         } else {
@@ -212,12 +221,15 @@ where
 /// The request's URL, if it is absolute `http`/`https` without user credentials.
 fn checked_url(request: &EgressRequest) -> Result<Url, EgressError> {
     let invalid = |m: String| EgressError::InvalidRequest(m);
-    let url = Url::parse(&request.uri().to_string()).map_err(|e| invalid(format!("`{}` is not an absolute URL: {e}", request.uri())))?;
+    let url = Url::parse(&request.uri().to_string())
+        .map_err(|e| invalid(format!("`{}` is not an absolute URL: {e}", request.uri())))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(invalid(format!("the scheme `{}` is not http or https", url.scheme())));
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(invalid("URLs may not carry credentials; attach a secret instead".into()));
+        return Err(invalid(
+            "URLs may not carry credentials; attach a secret instead".into(),
+        ));
     }
     Ok(url)
 }
@@ -278,7 +290,15 @@ mod tests {
 
     #[test]
     fn malformed_patterns_are_rejected_with_the_reason() {
-        for bad in ["api.github.com", "ftp://x", "https://x/path", "https://user@x", "https://a.*.com", "https://", "https://x:99999"] {
+        for bad in [
+            "api.github.com",
+            "ftp://x",
+            "https://x/path",
+            "https://user@x",
+            "https://a.*.com",
+            "https://",
+            "https://x:99999",
+        ] {
             let err = bad.parse::<HostPattern>().unwrap_err().to_string();
             assert!(err.contains(bad), "{bad}: {err}");
         }
@@ -295,7 +315,11 @@ mod tests {
 
     #[test]
     fn display_round_trips() {
-        for s in ["https://api.github.com:443", "http://127.0.0.1:*", "https://*.example.com:443"] {
+        for s in [
+            "https://api.github.com:443",
+            "http://127.0.0.1:*",
+            "https://*.example.com:443",
+        ] {
             assert_eq!(pattern(s).to_string(), s);
             assert_eq!(pattern(&pattern(s).to_string()), pattern(s));
         }

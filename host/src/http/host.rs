@@ -28,7 +28,10 @@ pub(crate) struct HttpCtx {
 }
 
 /// Links the `http` interface, reading each run's [`HttpCtx`] through `get`.
-pub(crate) fn add_to_linker<T: Send + 'static>(linker: &mut Linker<T>, get: fn(&mut T) -> &mut HttpCtx) -> wasmtime::Result<()> {
+pub(crate) fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> &mut HttpCtx,
+) -> wasmtime::Result<()> {
     wit::add_to_linker::<T, HasSelf<HttpCtx>>(linker, get)
 }
 
@@ -37,10 +40,17 @@ impl wit::Host for HttpCtx {
         Ok(self.send_one(request).await)
     }
 
-    async fn send_batch(&mut self, requests: Vec<wit::Request>) -> wasmtime::Result<Vec<Result<wit::Response, wit::Error>>> {
+    async fn send_batch(
+        &mut self,
+        requests: Vec<wit::Request>,
+    ) -> wasmtime::Result<Vec<Result<wit::Response, wit::Error>>> {
         let concurrency = self.policy.limits.max_concurrency as usize;
         let this = &*self;
-        Ok(futures::stream::iter(requests).map(|r| this.send_one(r)).buffered(concurrency).collect().await)
+        Ok(futures::stream::iter(requests)
+            .map(|r| this.send_one(r))
+            .buffered(concurrency)
+            .collect()
+            .await)
     }
 }
 
@@ -65,18 +75,27 @@ impl HttpCtx {
             wit::Method::Patch => http::Method::PATCH,
             wit::Method::Delete => http::Method::DELETE,
             wit::Method::Options => http::Method::OPTIONS,
-            wit::Method::Other(m) => http::Method::from_bytes(m.as_bytes()).map_err(|_| invalid(format!("`{m}` is not a valid method")))?,
+            wit::Method::Other(m) => {
+                http::Method::from_bytes(m.as_bytes()).map_err(|_| invalid(format!("`{m}` is not a valid method")))?
+            }
         };
-        let uri = http::Uri::try_from(request.url.as_str()).map_err(|e| invalid(format!("`{}` is not a valid URL: {e}", request.url)))?;
+        let uri = http::Uri::try_from(request.url.as_str())
+            .map_err(|e| invalid(format!("`{}` is not a valid URL: {e}", request.url)))?;
         let mut builder = http::Request::builder().method(method).uri(uri);
         let headers = builder.headers_mut().expect("a fresh builder has headers");
         for (name, value) in &request.headers {
-            let name = HeaderName::try_from(name.as_str()).map_err(|_| invalid(format!("`{name}` is not a valid header name")))?;
-            let value = HeaderValue::try_from(value.as_str()).map_err(|_| invalid(format!("the value of header `{name}` is not valid")))?;
+            let name = HeaderName::try_from(name.as_str())
+                .map_err(|_| invalid(format!("`{name}` is not a valid header name")))?;
+            let value = HeaderValue::try_from(value.as_str())
+                .map_err(|_| invalid(format!("the value of header `{name}` is not valid")))?;
             headers.append(name, value);
         }
-        headers.entry(USER_AGENT).or_insert(HeaderValue::from_static(DEFAULT_USER_AGENT));
-        headers.entry(ACCEPT).or_insert(HeaderValue::from_static("application/json"));
+        headers
+            .entry(USER_AGENT)
+            .or_insert(HeaderValue::from_static(DEFAULT_USER_AGENT));
+        headers
+            .entry(ACCEPT)
+            .or_insert(HeaderValue::from_static("application/json"));
         let options = &request.options;
         let ctx = EgressContext {
             tenant: self.tenant.clone(),
@@ -106,7 +125,10 @@ fn from_wit_attachment(attachment: wit_secrets::SecretAttachment) -> SecretAttac
         wit_secrets::Placement::Header(name) => Placement::Header(name),
         wit_secrets::Placement::Query(name) => Placement::Query(name),
     };
-    SecretAttachment { name: attachment.name, placement }
+    SecretAttachment {
+        name: attachment.name,
+        placement,
+    }
 }
 
 fn to_wit_response(response: EgressResponse, attempts: u32) -> wit::Response {
@@ -114,7 +136,12 @@ fn to_wit_response(response: EgressResponse, attempts: u32) -> wit::Response {
     let headers = parts
         .headers
         .iter()
-        .map(|(name, value)| (name.as_str().to_string(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
+        .map(|(name, value)| {
+            (
+                name.as_str().to_string(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
+        })
         .collect();
     wit::Response {
         status: parts.status.as_u16(),
@@ -134,7 +161,15 @@ fn to_wit_error(error: EgressError) -> wit::Error {
         EgressError::InvalidRequest(message) => wit::Error::InvalidRequest(message),
         EgressError::Timeout(after) => wit::Error::Timeout(millis(after)),
         EgressError::RateLimited(wait) => wit::Error::RateLimited(millis(wait)),
-        EgressError::RetriesExhausted { attempts, last_status, message } => wit::Error::RetriesExhausted(wit::RetriesExhausted { attempts, last_status, message }),
+        EgressError::RetriesExhausted {
+            attempts,
+            last_status,
+            message,
+        } => wit::Error::RetriesExhausted(wit::RetriesExhausted {
+            attempts,
+            last_status,
+            message,
+        }),
         EgressError::BodyTooLarge(limit) => wit::Error::BodyTooLarge(limit),
         EgressError::Connect(message) | EgressError::Connection(message) => wit::Error::Connection(message),
         EgressError::Secret(error) => wit::Error::Secret(to_wit_secret_error(error)),

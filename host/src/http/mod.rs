@@ -15,6 +15,8 @@ mod pipeline;
 
 pub use allowlist::{AllowlistService, HostPattern, HostPatternError, destination, is_allowed};
 pub use client::{CONNECT_TIMEOUT, POOL_IDLE_TIMEOUT, POOL_MAX_IDLE_PER_HOST, PooledClient};
-pub use egress::{CallStats, EgressContext, EgressError, EgressPolicy, EgressRequest, EgressResponse, RequestOptions, RunStats};
+pub use egress::{
+    CallStats, EgressContext, EgressError, EgressPolicy, EgressRequest, EgressResponse, RequestOptions, RunStats,
+};
 pub(crate) use host::{HttpCtx, add_to_linker};
 pub use pipeline::{Egress, EgressParts};

@@ -61,7 +61,13 @@ impl Egress {
             None => fastrand::Rng::new(),
         };
         let rng = Arc::new(Mutex::new(rng));
-        let EgressParts { secrets, limiter, clock, client, .. } = parts;
+        let EgressParts {
+            secrets,
+            limiter,
+            clock,
+            client,
+            ..
+        } = parts;
         let retry_clock = clock.clone();
         let service = ServiceBuilder::new()
             .layer_fn(AllowlistService::new)
@@ -69,7 +75,9 @@ impl Egress {
             .layer_fn(move |inner| RetryService::new(inner, retry_clock.clone(), rng.clone()))
             .layer_fn(move |inner| RateLimitService::new(inner, limiter.clone(), clock.clone()))
             .service(client);
-        Self { service: BoxCloneSyncService::new(service) }
+        Self {
+            service: BoxCloneSyncService::new(service),
+        }
     }
 
     /// Sends `request` through the pipeline. Its extensions must hold an [`EgressContext`].

@@ -55,11 +55,21 @@ where
             let mut redactor = Redactor::default();
             for attachment in &ctx.secrets {
                 let name = &attachment.name;
-                let permission = ctx.policy.secrets.get(name).ok_or_else(|| SecretError::Unknown(name.clone()))?;
+                let permission = ctx
+                    .policy
+                    .secrets
+                    .get(name)
+                    .ok_or_else(|| SecretError::Unknown(name.clone()))?;
                 if !permission.hosts.iter().any(|h| h.matches(&url)) {
-                    return Err(SecretError::NotBound { name: name.clone(), destination: destination(&url) }.into());
+                    return Err(SecretError::NotBound {
+                        name: name.clone(),
+                        destination: destination(&url),
+                    }
+                    .into());
                 }
-                let value = store.get(&ctx.tenant, name).ok_or_else(|| SecretError::Unknown(name.clone()))?;
+                let value = store
+                    .get(&ctx.tenant, name)
+                    .ok_or_else(|| SecretError::Unknown(name.clone()))?;
                 attach(&mut request, attachment, &value)?;
                 redactor.add(value.expose_secret(), &attachment.placement);
             }
@@ -80,27 +90,40 @@ where
 /// # Errors
 /// [`SecretError::InvalidPlacement`] when the header or parameter name, or the value, cannot
 /// be placed.
-pub fn attach(request: &mut EgressRequest, attachment: &SecretAttachment, value: &SecretString) -> Result<(), SecretError> {
-    let invalid = |reason: String| SecretError::InvalidPlacement { name: attachment.name.clone(), reason };
+pub fn attach(
+    request: &mut EgressRequest,
+    attachment: &SecretAttachment,
+    value: &SecretString,
+) -> Result<(), SecretError> {
+    let invalid = |reason: String| SecretError::InvalidPlacement {
+        name: attachment.name.clone(),
+        reason,
+    };
     let value = value.expose_secret();
     let header_value = |text: String| {
-        let mut header = HeaderValue::try_from(text).map_err(|_| invalid("the value is not a valid header value".into()))?;
+        let mut header =
+            HeaderValue::try_from(text).map_err(|_| invalid("the value is not a valid header value".into()))?;
         header.set_sensitive(true);
         Ok::<_, SecretError>(header)
     };
     match &attachment.placement {
         Placement::Bearer => {
-            request.headers_mut().insert(AUTHORIZATION, header_value(format!("Bearer {value}"))?);
+            request
+                .headers_mut()
+                .insert(AUTHORIZATION, header_value(format!("Bearer {value}"))?);
         }
         Placement::Basic { username } => {
             if username.contains(':') {
                 return Err(invalid("a basic-auth username cannot contain `:`".into()));
             }
             let encoded = BASE64.encode(format!("{username}:{value}"));
-            request.headers_mut().insert(AUTHORIZATION, header_value(format!("Basic {encoded}"))?);
+            request
+                .headers_mut()
+                .insert(AUTHORIZATION, header_value(format!("Basic {encoded}"))?);
         }
         Placement::Header(name) => {
-            let name = HeaderName::try_from(name.as_str()).map_err(|_| invalid(format!("`{name}` is not a valid header name")))?;
+            let name = HeaderName::try_from(name.as_str())
+                .map_err(|_| invalid(format!("`{name}` is not a valid header name")))?;
             request.headers_mut().insert(name, header_value(value.to_string())?);
         }
         Placement::Query(param) => {
@@ -124,7 +147,10 @@ mod tests {
     }
 
     fn attachment(placement: Placement) -> SecretAttachment {
-        SecretAttachment { name: "tok".into(), placement }
+        SecretAttachment {
+            name: "tok".into(),
+            placement,
+        }
     }
 
     #[test]
@@ -137,7 +163,10 @@ mod tests {
 
         let mut r = request("https://x.test/");
         attach(&mut r, &attachment(Placement::Basic { username: "me".into() }), &value).unwrap();
-        assert_eq!(r.headers()[AUTHORIZATION], format!("Basic {}", BASE64.encode("me:a b&c")).as_str());
+        assert_eq!(
+            r.headers()[AUTHORIZATION],
+            format!("Basic {}", BASE64.encode("me:a b&c")).as_str()
+        );
 
         let mut r = request("https://x.test/");
         attach(&mut r, &attachment(Placement::Header("X-Api-Key".into())), &value).unwrap();
@@ -154,7 +183,12 @@ mod tests {
         let mut r = request("https://x.test/");
         let err = attach(&mut r, &attachment(Placement::Header("bad header".into())), &value).unwrap_err();
         assert!(matches!(err, SecretError::InvalidPlacement { .. }), "{err}");
-        let err = attach(&mut r, &attachment(Placement::Bearer), &SecretString::from("line\nbreak")).unwrap_err();
+        let err = attach(
+            &mut r,
+            &attachment(Placement::Bearer),
+            &SecretString::from("line\nbreak"),
+        )
+        .unwrap_err();
         assert!(matches!(err, SecretError::InvalidPlacement { .. }), "{err}");
     }
 }

@@ -19,7 +19,10 @@ pub(crate) struct SecretsCtx {
 }
 
 /// Links the `secrets` interface, reading each run's [`SecretsCtx`] through `get`.
-pub(crate) fn add_to_linker<T: Send + 'static>(linker: &mut Linker<T>, get: fn(&mut T) -> &mut SecretsCtx) -> wasmtime::Result<()> {
+pub(crate) fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> &mut SecretsCtx,
+) -> wasmtime::Result<()> {
     wit::add_to_linker::<T, HasSelf<SecretsCtx>>(linker, get)
 }
 

@@ -121,14 +121,20 @@ impl EnvSecretSource {
     /// # Errors
     /// [`EnvFileError`] when the file is missing or malformed.
     pub fn with_env_file(path: &Path) -> Result<Self, EnvFileError> {
-        let error = |message: String| EnvFileError { path: path.to_path_buf(), message };
+        let error = |message: String| EnvFileError {
+            path: path.to_path_buf(),
+            message,
+        };
         let iter = dotenvy::from_path_iter(path).map_err(|e| error(e.to_string()))?;
         let mut file_values = HashMap::new();
         for item in iter {
             let (key, value) = item.map_err(|e| error(e.to_string()))?;
             file_values.insert(key, SecretString::from(value));
         }
-        Ok(Self { file: Some(path.to_path_buf()), file_values })
+        Ok(Self {
+            file: Some(path.to_path_buf()),
+            file_values,
+        })
     }
 
     /// The value of `var`, from the file first, then the environment.
@@ -212,7 +218,9 @@ mod tests {
         let source = EnvSecretSource::with_env_file(&file).unwrap();
         let store = SecretStore::new();
         let tenant = TenantId::default();
-        store.load_declared(&tenant, &declared("tok", Some("APIARY_TEST_TOKEN_A")), &source).unwrap();
+        store
+            .load_declared(&tenant, &declared("tok", Some("APIARY_TEST_TOKEN_A")), &source)
+            .unwrap();
         assert_eq!(store.get(&tenant, "tok").unwrap().expose_secret(), "s3cret");
         assert!(store.get(&TenantId::new("other"), "tok").is_none());
     }
@@ -228,7 +236,10 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             err.to_string(),
-            format!("secret `apiary_test_absent_tok` is not set: define APIARY_TEST_ABSENT_TOK in the environment or in {}", file.display())
+            format!(
+                "secret `apiary_test_absent_tok` is not set: define APIARY_TEST_ABSENT_TOK in the environment or in {}",
+                file.display()
+            )
         );
     }
 
@@ -238,8 +249,13 @@ mod tests {
         let file = dir.path().join("bad.env");
         std::fs::write(&file, "GOOD=1\nthis is not a pair\n").unwrap();
         let err = EnvSecretSource::with_env_file(&file).unwrap_err().to_string();
-        assert!(err.starts_with(&format!("failed to read env file {}", file.display())), "{err}");
-        let err = EnvSecretSource::with_env_file(&dir.path().join("nope.env")).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("failed to read env file {}", file.display())),
+            "{err}"
+        );
+        let err = EnvSecretSource::with_env_file(&dir.path().join("nope.env"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("nope.env"), "{err}");
     }
 }

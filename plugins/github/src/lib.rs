@@ -4,9 +4,7 @@
 //! token when the run has it (public repositories work without one, at a lower rate limit).
 
 use apiary_sdk::paginate::{LinkPages, PageError};
-use apiary_sdk::{
-    OperationInfo, Plugin, PluginInfo, RunError, RunSummary, config, http, output, secrets,
-};
+use apiary_sdk::{OperationInfo, Plugin, PluginInfo, RunError, RunSummary, config, http, output, secrets};
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 
@@ -149,14 +147,11 @@ fn issues(input: IssuesInput) -> Result<RunSummary, RunError> {
         )));
     }
     let base = config::get("base_url").unwrap_or_else(|| DEFAULT_BASE_URL.into());
-    let mut first = http::get(format!(
-        "{}/repos/{owner}/{repo}/issues",
-        base.trim_end_matches('/')
-    ))
-    .query("state", &state)
-    .query("per_page", per_page.to_string())
-    .header("accept", "application/vnd.github+json")
-    .header("x-github-api-version", API_VERSION);
+    let mut first = http::get(format!("{}/repos/{owner}/{repo}/issues", base.trim_end_matches('/')))
+        .query("state", &state)
+        .query("per_page", per_page.to_string())
+        .header("accept", "application/vnd.github+json")
+        .header("x-github-api-version", API_VERSION);
     if secrets::available(TOKEN_SECRET) {
         first = first.bearer(TOKEN_SECRET);
     }
@@ -165,9 +160,9 @@ fn issues(input: IssuesInput) -> Result<RunSummary, RunError> {
     let mut emitted = 0;
     for page in pages.by_ref() {
         let page = page.map_err(with_github_message)?;
-        let issues: Vec<Issue> = page.json().map_err(|e| {
-            RunError::Failed(format!("unexpected issue JSON from {}: {e}", page.url()))
-        })?;
+        let issues: Vec<Issue> = page
+            .json()
+            .map_err(|e| RunError::Failed(format!("unexpected issue JSON from {}: {e}", page.url())))?;
         for issue in issues
             .into_iter()
             .filter(|issue| include_pulls || issue.pull_request.is_none())
@@ -184,15 +179,11 @@ fn issues(input: IssuesInput) -> Result<RunSummary, RunError> {
 
 /// Rejects what is not a GitHub account or repository name, so input cannot reshape the URL.
 fn check_name(field: &str, name: &str) -> Result<(), RunError> {
-    let valid = name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    let valid = name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
     if valid && !name.is_empty() && name != "." && name != ".." {
         Ok(())
     } else {
-        Err(RunError::InvalidInput(format!(
-            "{field} `{name}` is not a GitHub name"
-        )))
+        Err(RunError::InvalidInput(format!("{field} `{name}` is not a GitHub name")))
     }
 }
 
@@ -219,8 +210,7 @@ mod tests {
 
     #[test]
     fn input_defaults_to_open_issues_in_pages_of_100() {
-        let input: IssuesInput =
-            apiary_sdk::parse_input(json!({"owner": "o", "repo": "r"})).unwrap();
+        let input: IssuesInput = apiary_sdk::parse_input(json!({"owner": "o", "repo": "r"})).unwrap();
         assert_eq!(input.state, "open");
         assert_eq!(input.per_page, 100);
         assert!(!input.include_pulls);
@@ -240,10 +230,7 @@ mod tests {
         assert!(error.to_string().contains("per_page"), "{error}");
         let traversal = json!({"owner": "..", "repo": "r"});
         let error = issues(apiary_sdk::parse_input(traversal).unwrap()).unwrap_err();
-        assert_eq!(
-            error,
-            RunError::InvalidInput("owner `..` is not a GitHub name".into())
-        );
+        assert_eq!(error, RunError::InvalidInput("owner `..` is not a GitHub name".into()));
     }
 
     #[test]

@@ -9,23 +9,15 @@ use std::time::Duration;
 use apiary_sdk::http::{self, Response};
 use apiary_sdk::paginate::LinkPages;
 use apiary_sdk::secrets::{self, SecretAttachment};
-use apiary_sdk::{
-    OperationInfo, Plugin, PluginInfo, RunError, RunSummary, config, log, output, state,
-};
+use apiary_sdk::{OperationInfo, Plugin, PluginInfo, RunError, RunSummary, config, log, output, state};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 /// Every operation as (name, summary); `describe` reports them.
 const OPERATIONS: &[(&str, &str)] = &[
     ("noop", "Returns at once with no records"),
-    (
-        "spin",
-        "Loops forever, for CPU limits (fuel, epochs, deadlines)",
-    ),
-    (
-        "alloc",
-        "Allocates 1 MiB chunks forever, for the memory limit",
-    ),
+    ("spin", "Loops forever, for CPU limits (fuel, epochs, deadlines)"),
+    ("alloc", "Allocates 1 MiB chunks forever, for the memory limit"),
     (
         "fetch",
         "Sends {url, method?, headers?, body?, secrets?, max_attempts?, max_retries?, idempotent?, \
@@ -37,14 +29,8 @@ const OPERATIONS: &[(&str, &str)] = &[
         "Sends GET {urls} through send-batch and emits one fetch-shaped record per URL, in order",
     ),
     ("config", "Emits {config: {key: value}} from config get-all"),
-    (
-        "state",
-        "Replaces {key}'s state with {value} and emits {old, new}",
-    ),
-    (
-        "log",
-        "Logs one info line with a field and emits {logged: true}",
-    ),
+    ("state", "Replaces {key}'s state with {value} and emits {old, new}"),
+    ("log", "Logs one info line with a field and emits {logged: true}"),
     ("emit-many", "Emits {count} records {i} for i from 0"),
     ("panic", "Panics with \"test-guest panicked on purpose\""),
     (
@@ -94,10 +80,7 @@ impl Plugin for TestGuest {
 apiary_sdk::export!(TestGuest);
 
 fn summary(pages: u32) -> RunSummary {
-    RunSummary {
-        pages,
-        message: None,
-    }
+    RunSummary { pages, message: None }
 }
 
 fn spin() -> ! {
@@ -296,10 +279,7 @@ struct PaginateInput {
 fn paginate(input: PaginateInput) -> Result<RunSummary, RunError> {
     let mut pages = LinkPages::new(http::get(input.url));
     for page in pages.by_ref() {
-        for item in page?
-            .json::<Vec<Value>>()
-            .map_err(apiary_sdk::json_failed)?
-        {
+        for item in page?.json::<Vec<Value>>().map_err(apiary_sdk::json_failed)? {
             output::emit(&item)?;
         }
     }
