@@ -59,7 +59,7 @@ pub use engine::{
 pub use http::{
     AllowlistService, CONNECT_TIMEOUT, CallStats, Egress, EgressContext, EgressError, EgressParts, EgressPolicy,
     EgressRequest, EgressResponse, HostPattern, HostPatternError, POOL_IDLE_TIMEOUT, POOL_MAX_IDLE_PER_HOST,
-    PooledClient, RequestOptions, RunStats, destination, is_allowed,
+    PooledClient, RequestOptions, RunStats, TimeoutService, destination, is_allowed,
 };
 pub use log::MAX_LOG_MESSAGE_BYTES;
 pub use manifest::{

@@ -83,3 +83,62 @@ async fn logging_and_describe_work() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_sdk_follows_link_pages_and_stops_on_a_loop() {
+    use apiary_tests::{TestServer, respond};
+    let server = TestServer::start(|request, _| {
+        let page: u32 = request
+            .path
+            .rsplit('=')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(1);
+        let items = json!([page * 10, page * 10 + 1]).to_string();
+        let next = match (request.path.starts_with("/loop"), page) {
+            (true, _) => Some("</loop?page=1>; rel=\"next\"".to_string()),
+            (false, 1 | 2) => Some(format!(
+                "</list?page={}>; rel=\"next\", </list?page=3>; rel=\"last\"",
+                page + 1
+            )),
+            (false, _) => None,
+        };
+        match next {
+            Some(link) => respond(200, &[("link", &link)], items),
+            None => respond(200, &[], items),
+        }
+    })
+    .await;
+    let (runtime, _clock) = runtime_with_clock();
+    let plugin = test_guest(&runtime, &super::grant(&server.url(), ""));
+    let (result, records) = run(
+        &runtime,
+        &plugin,
+        "paginate",
+        json!({"url": format!("{}/list?page=1", server.url())}),
+    )
+    .await;
+    assert_eq!(result.unwrap().pages, 3);
+    assert_eq!(
+        records,
+        vec![json!(10), json!(11), json!(20), json!(21), json!(30), json!(31)]
+    );
+
+    let (result, records) = run(
+        &runtime,
+        &plugin,
+        "paginate",
+        json!({"url": format!("{}/loop?page=1", server.url())}),
+    )
+    .await;
+    let err = result.unwrap_err().to_string();
+    assert!(
+        err.contains("/loop?page=1"),
+        "a repeated next link ends the walk with an error naming it: {err}"
+    );
+    assert_eq!(
+        records.len(),
+        2,
+        "the first page's items were emitted before the loop was seen"
+    );
+}

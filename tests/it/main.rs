@@ -4,6 +4,7 @@
 //! One test binary, one file per area. A new test goes in the file of its area; a new area gets
 //! a new file, declared below.
 
+mod engine;
 mod github;
 mod guest_capabilities;
 mod manifest;

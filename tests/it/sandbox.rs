@@ -104,3 +104,18 @@ async fn an_unknown_operation_is_named() {
         "plugin `test-guest` has no operation `nope`"
     );
 }
+
+#[tokio::test]
+async fn plain_wasi_grants_no_environment_files_or_sockets() {
+    let server = TestServer::start(|_, _| respond(200, &[], "")).await;
+    let (runtime, _clock) = runtime_with_clock();
+    // Even with the server's host granted for `http`, a raw socket must not get through.
+    let plugin = test_guest(&runtime, &grant(&server.url(), ""));
+    let (result, records) = run(&runtime, &plugin, "wasi", json!({"tcp": server.addr().to_string()})).await;
+    result.unwrap();
+    assert_eq!(
+        records,
+        vec![json!({"env": 0, "args": 0, "filesystem": false, "tcp": false})]
+    );
+    assert!(server.received().is_empty());
+}

@@ -156,3 +156,75 @@ async fn secrets_are_scoped_by_tenant() {
         "the default tenant has no value"
     );
 }
+
+/// Collects everything a `tracing` subscriber writes, for asserting on log output.
+#[derive(Clone, Default)]
+struct CapturedLogs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn each_call_is_one_structured_log_event_without_the_secret() {
+    const VALUE: &str = "query-secret-value-42";
+    let logs = CapturedLogs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(move || writer.clone())
+        .finish();
+    // The test runtime is single-threaded, so every event of the run reaches this subscriber.
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let server = TestServer::start(|request, i| {
+        if i == 0 {
+            apiary_tests::respond(503, &[], request.path.clone())
+        } else {
+            json_response(&json!({"path": request.path}))
+        }
+    })
+    .await;
+    let (runtime, _clock) = runtime_with_clock();
+    runtime
+        .secrets()
+        .insert(&TenantId::default(), "tok", SecretString::from(VALUE));
+    let plugin = test_guest(&runtime, &secret_manifest(&server.url()));
+    let input = json!({"url": format!("{}/items?page=2", server.url()), "secrets": [{"name": "tok", "placement": {"query": "key"}}]});
+    let (result, records) = run(&runtime, &plugin, "fetch", input).await;
+    result.unwrap();
+    assert_eq!(records[0]["ok"], true);
+    assert!(
+        server.received()[1].path.ends_with(&format!("key={VALUE}")),
+        "the server got the secret"
+    );
+
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(!text.contains(VALUE), "a log line carries the secret: {text}");
+    let events: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let calls: Vec<&Value> = events.iter().filter(|e| e["fields"]["message"] == "request").collect();
+    assert_eq!(calls.len(), 1, "one event per call: {text}");
+    let fields = &calls[0]["fields"];
+    assert_eq!(fields["method"], "GET");
+    assert_eq!(fields["url"], format!("{}/items?page=2", server.url()));
+    assert_eq!(fields["status"], 200);
+    assert_eq!(fields["attempts"], 2);
+    assert_eq!(fields["plugin"], "test-guest");
+    assert_eq!(fields["tenant"], "default");
+    assert!(
+        fields["duration_ms"].is_u64() && fields["waited_ms"].as_u64().unwrap() >= 1000,
+        "{fields}"
+    );
+    assert!(
+        events.iter().any(|e| e["fields"]["message"] == "retrying"),
+        "the retry is logged too"
+    );
+}

@@ -1,5 +1,5 @@
 //! The innermost layer: one pooled hyper-util client per tenant (keep-alive, HTTP/1.1 and
-//! HTTP/2, rustls), with a per-attempt timeout and a response size cap.
+//! HTTP/2, rustls), with a response size cap.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -76,22 +76,12 @@ impl Service<EgressRequest> for PooledClient {
         let this = self.clone();
         Box::pin(async move {
             let ctx = EgressContext::of(&request)?.clone();
-            let timeout = ctx.options.timeout.unwrap_or(ctx.policy.limits.request_timeout);
-            let max_bytes = ctx.policy.limits.max_response_bytes;
             ctx.call.attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             RunStats::add(&ctx.stats.attempts, 1);
             let client = this.client_for(&ctx.tenant);
-            let attempt = send(client, request, max_bytes);
-            // Real time, not the injected clock: a timeout guards against a real peer stalling.
-            match tokio::time::timeout(timeout, attempt).await {
-                Ok(result) => {
-                    if let Ok(response) = &result {
-                        RunStats::add(&ctx.stats.bytes_received, response.body().len() as u64);
-                    }
-                    result
-                }
-                Err(_) => Err(EgressError::Timeout(timeout)),
-            }
+            let response = send(client, request, ctx.policy.limits.max_response_bytes).await?;
+            RunStats::add(&ctx.stats.bytes_received, response.body().len() as u64);
+            Ok(response)
         })
     }
 }

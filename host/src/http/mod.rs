@@ -4,6 +4,7 @@
 //! - [`egress`](EgressRequest): the shared request, context, error and counter types.
 //! - [`allowlist`](HostPattern): which destinations a plugin may reach (fails closed).
 //! - [`client`](PooledClient): the pooled hyper-util client, per tenant.
+//! - [`timeout`](TimeoutService): the per-attempt timeout.
 //! - [`pipeline`](Egress): the layer stack, built once per process.
 //! - `host`: the WIT glue, converting between the plugin's records and `http` types.
 
@@ -12,6 +13,7 @@ mod client;
 mod egress;
 mod host;
 mod pipeline;
+mod timeout;
 
 pub use allowlist::{AllowlistService, HostPattern, HostPatternError, destination, is_allowed};
 pub use client::{CONNECT_TIMEOUT, POOL_IDLE_TIMEOUT, POOL_MAX_IDLE_PER_HOST, PooledClient};
@@ -20,3 +22,4 @@ pub use egress::{
 };
 pub(crate) use host::{HttpCtx, add_to_linker};
 pub use pipeline::{Egress, EgressParts};
+pub use timeout::TimeoutService;

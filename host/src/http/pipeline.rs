@@ -1,7 +1,7 @@
 //! The egress pipeline: every outbound request of every plugin goes through this one stack.
 //!
 //! ```text
-//! allowlist -> secrets -> retry -> rate limit -> pooled client (with per-attempt timeout)
+//! allowlist -> secrets -> retry -> rate limit -> timeout -> pooled client
 //! ```
 //!
 //! The rate limit sits inside the retry layer so that every attempt, retries included, takes a
@@ -14,7 +14,9 @@ use std::time::Instant;
 use tower::util::BoxCloneSyncService;
 use tower::{ServiceBuilder, ServiceExt};
 
-use super::{AllowlistService, EgressContext, EgressError, EgressRequest, EgressResponse, PooledClient, RunStats};
+use super::{
+    AllowlistService, EgressContext, EgressError, EgressRequest, EgressResponse, PooledClient, RunStats, TimeoutService,
+};
 use crate::clock::{Clock, SystemClock};
 use crate::ratelimit::{RateLimitService, RateLimiter};
 use crate::retry::RetryService;
@@ -74,6 +76,7 @@ impl Egress {
             .layer_fn(move |inner| SecretService::new(inner, secrets.clone()))
             .layer_fn(move |inner| RetryService::new(inner, retry_clock.clone(), rng.clone()))
             .layer_fn(move |inner| RateLimitService::new(inner, limiter.clone(), clock.clone()))
+            .layer_fn(TimeoutService::new)
             .service(client);
         Self {
             service: BoxCloneSyncService::new(service),

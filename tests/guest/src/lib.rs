@@ -37,6 +37,10 @@ const OPERATIONS: &[(&str, &str)] = &[
         "paginate",
         "Follows Link rel=next from {url}, emits every item of each page's JSON array",
     ),
+    (
+        "wasi",
+        "Probes what plain WASI grants and emits {env, args, filesystem, tcp}; {tcp} is an address to try",
+    ),
 ];
 
 /// The size of each `alloc` chunk.
@@ -72,6 +76,7 @@ impl Plugin for TestGuest {
             "emit-many" => emit_many(apiary_sdk::parse_input(input)?),
             "panic" => panic!("test-guest panicked on purpose"),
             "paginate" => paginate(apiary_sdk::parse_input(input)?),
+            "wasi" => probe_wasi(apiary_sdk::parse_input(input)?),
             other => Err(RunError::UnknownOperation(other.into())),
         }
     }
@@ -284,4 +289,24 @@ fn paginate(input: PaginateInput) -> Result<RunSummary, RunError> {
         }
     }
     Ok(summary(pages.pages()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WasiInput {
+    tcp: String,
+}
+
+/// Tries the ambient authority a WASI program could have, bypassing Apiary's interfaces: the
+/// host grants none of it, so every probe should come back empty or refused.
+fn probe_wasi(input: WasiInput) -> Result<RunSummary, RunError> {
+    let filesystem = std::fs::read_dir("/").is_ok() || std::fs::read_dir(".").is_ok();
+    let tcp = std::net::TcpStream::connect(input.tcp.as_str()).is_ok();
+    output::emit(&json!({
+        "env": std::env::vars().count(),
+        "args": std::env::args().count(),
+        "filesystem": filesystem,
+        "tcp": tcp,
+    }))?;
+    Ok(summary(0))
 }
