@@ -57,9 +57,10 @@ pub use engine::{
     PluginDescription, RunError, RunReport, RunRequest, Runtime, RuntimeConfig, cache_key, default_cache_dir,
 };
 pub use http::{
-    AllowlistService, CONNECT_TIMEOUT, CallStats, Egress, EgressContext, EgressError, EgressParts, EgressPolicy,
-    EgressRequest, EgressResponse, HostPattern, HostPatternError, POOL_IDLE_TIMEOUT, POOL_MAX_IDLE_PER_HOST,
-    PooledClient, RequestOptions, RunStats, TimeoutService, destination, is_allowed,
+    AllowlistLayer, CONNECT_TIMEOUT, CallStats, Egress, EgressContext, EgressError, EgressFuture, EgressLayer,
+    EgressParts, EgressPolicy, EgressRequest, EgressResponse, EgressService, HostPattern, HostPatternError,
+    POOL_IDLE_TIMEOUT, POOL_MAX_IDLE_PER_HOST, PooledClient, RequestOptions, RunStats, TimeoutLayer, destination,
+    is_allowed, stage,
 };
 pub use log::MAX_LOG_MESSAGE_BYTES;
 pub use manifest::{
@@ -68,16 +69,16 @@ pub use manifest::{
 };
 pub use output::{MAX_RECORD_BYTES, MemorySink, NdjsonSink, RecordSink};
 pub use ratelimit::{
-    BucketKey, DEFAULT_MAX_WAIT, Gcra, Quota, RateDecision, RateLimitConfig, RateLimitService, RateLimiter,
+    BucketKey, DEFAULT_MAX_WAIT, Gcra, Quota, RateDecision, RateLimitConfig, RateLimitLayer, RateLimiter,
 };
 pub use retry::{
     AttemptOutcome, DEFAULT_BASE_DELAY, DEFAULT_MAX_DELAY, DEFAULT_MAX_RETRIES, DEFAULT_MAX_RETRY_AFTER,
-    DEFAULT_RETRY_STATUSES, RETRY_AFTER_STATUSES, RetryConfig, RetryDecision, RetryPolicy, RetryService,
+    DEFAULT_RETRY_STATUSES, RETRY_AFTER_STATUSES, RetryConfig, RetryDecision, RetryLayer, RetryPolicy,
     parse_retry_after, retry_after,
 };
 pub use secrets::{
     EnvFileError, EnvSecretSource, MissingSecret, Placement, REDACTED, Redactor, SecretAttachment, SecretError,
-    SecretService, SecretStore, attach,
+    SecretLayer, SecretStore, attach,
 };
 pub use state::{FileStateStore, MAX_STATE_VALUE_BYTES, MemoryStateStore, StateError, StateScope, StateStore};
 pub use tenant::TenantId;

@@ -6,15 +6,13 @@
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures::future::BoxFuture;
 use serde::Deserialize;
-use tower::{Service, ServiceExt};
+use tower::ServiceExt;
 
 use crate::clock::Clock;
-use crate::http::{EgressContext, EgressError, EgressRequest, EgressResponse, RunStats};
+use crate::http::{EgressContext, EgressError, EgressFuture, EgressLayer, EgressRequest, EgressService, RunStats};
 use crate::tenant::TenantId;
 
 /// Default longest wait for a rate-limit slot before the request fails with `rate-limited`.
@@ -212,34 +210,20 @@ impl RateLimiter {
 /// the destination host) when the manifest declares a limit for it, and waits for the slot on
 /// the injected [`Clock`]. Every attempt, retries included, takes a slot.
 #[derive(Debug, Clone)]
-pub struct RateLimitService<S> {
-    inner: S,
+pub struct RateLimitLayer {
     limiter: Arc<RateLimiter>,
     clock: Arc<dyn Clock>,
 }
 
-impl<S> RateLimitService<S> {
-    /// Wraps `inner`, booking in `limiter` and waiting on `clock`.
-    pub fn new(inner: S, limiter: Arc<RateLimiter>, clock: Arc<dyn Clock>) -> Self {
-        Self { inner, limiter, clock }
+impl RateLimitLayer {
+    /// A layer booking in `limiter` and waiting on `clock`.
+    pub fn new(limiter: Arc<RateLimiter>, clock: Arc<dyn Clock>) -> Self {
+        Self { limiter, clock }
     }
 }
 
-impl<S> Service<EgressRequest> for RateLimitService<S>
-where
-    S: Service<EgressRequest, Response = EgressResponse, Error = EgressError> + Clone + Send + 'static,
-    S::Future: Send,
-{
-    type Response = EgressResponse;
-    type Error = EgressError;
-    type Future = BoxFuture<'static, Result<EgressResponse, EgressError>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), EgressError>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: EgressRequest) -> Self::Future {
-        let this = self.clone();
+impl EgressLayer for RateLimitLayer {
+    fn call(self, request: EgressRequest, next: EgressService) -> EgressFuture {
         Box::pin(async move {
             let ctx = EgressContext::of(&request)?;
             let bucket = match &ctx.options.bucket {
@@ -247,7 +231,7 @@ where
                 None => request.uri().host().unwrap_or_default().to_string(),
             };
             if let Some(rule) = ctx.policy.ratelimits.iter().find(|r| r.bucket == bucket) {
-                let now = this.clock.monotonic();
+                let now = self.clock.monotonic();
                 let max_wait = match ctx.deadline {
                     Some(deadline) => rule.max_wait.min(deadline.saturating_sub(now)),
                     None => rule.max_wait,
@@ -257,7 +241,7 @@ where
                     plugin: ctx.policy.plugin.clone(),
                     bucket,
                 };
-                let wait = this
+                let wait = self
                     .limiter
                     .reserve(&key, &Quota::from(rule), now, max_wait)
                     .map_err(EgressError::RateLimited)?;
@@ -265,10 +249,10 @@ where
                     RunStats::add(&ctx.stats.rate_limit_waits, 1);
                     ctx.stats.record_wait(&ctx.call, wait);
                     tracing::debug!(target: "apiary::egress", plugin = %key.plugin, bucket = %key.bucket, wait_ms = wait.as_millis() as u64, "waiting for a rate-limit slot");
-                    this.clock.sleep(wait).await;
+                    self.clock.sleep(wait).await;
                 }
             }
-            this.inner.oneshot(request).await
+            next.oneshot(request).await
         })
     }
 }

@@ -2,19 +2,19 @@
 //!
 //! [`RetryPolicy`] is a pure value: [`RetryPolicy::decide`] is a function of the attempt's outcome,
 //! the attempt number, the wall time and a seedable random source, so every decision is exact
-//! in tests. [`RetryService`] is the thin I/O around it: the egress layer that sleeps and re-sends.
+//! in tests. [`RetryLayer`] is the thin I/O around it: the egress layer that sleeps and re-sends.
 
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
-use futures::future::BoxFuture;
 use http::{HeaderMap, StatusCode, header::RETRY_AFTER};
 use serde::Deserialize;
-use tower::{Service, ServiceExt};
+use tower::ServiceExt;
 
 use crate::clock::Clock;
-use crate::http::{EgressContext, EgressError, EgressRequest, EgressResponse, RunStats};
+use crate::http::{
+    EgressContext, EgressError, EgressFuture, EgressLayer, EgressRequest, EgressResponse, EgressService, RunStats,
+};
 
 /// Default number of retries after the first attempt.
 ///
@@ -254,34 +254,20 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
 /// injected [`Clock`], and sends again. Each attempt passes through the layers below it
 /// (rate limit, timeout, client) again.
 #[derive(Debug, Clone)]
-pub struct RetryService<S> {
-    inner: S,
+pub struct RetryLayer {
     clock: Arc<dyn Clock>,
     rng: Arc<Mutex<fastrand::Rng>>,
 }
 
-impl<S> RetryService<S> {
-    /// Wraps `inner`, waiting on `clock` and drawing jitter from `rng`.
-    pub fn new(inner: S, clock: Arc<dyn Clock>, rng: Arc<Mutex<fastrand::Rng>>) -> Self {
-        Self { inner, clock, rng }
+impl RetryLayer {
+    /// A layer waiting on `clock` and drawing jitter from `rng`.
+    pub fn new(clock: Arc<dyn Clock>, rng: Arc<Mutex<fastrand::Rng>>) -> Self {
+        Self { clock, rng }
     }
 }
 
-impl<S> Service<EgressRequest> for RetryService<S>
-where
-    S: Service<EgressRequest, Response = EgressResponse, Error = EgressError> + Clone + Send + 'static,
-    S::Future: Send,
-{
-    type Response = EgressResponse;
-    type Error = EgressError;
-    type Future = BoxFuture<'static, Result<EgressResponse, EgressError>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), EgressError>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: EgressRequest) -> Self::Future {
-        let this = self.clone();
+impl EgressLayer for RetryLayer {
+    fn call(self, request: EgressRequest, next: EgressService) -> EgressFuture {
         Box::pin(async move {
             let ctx = EgressContext::of(&request)?.clone();
             let mut policy = ctx.policy.retry.clone();
@@ -291,7 +277,7 @@ where
             let idempotent = ctx.idempotent(request.method());
             let mut attempt = 1;
             loop {
-                let result = this.inner.clone().oneshot(clone_request(&request)).await;
+                let result = next.clone().oneshot(clone_request(&request)).await;
                 let outcome = match &result {
                     Ok(response) => AttemptOutcome::Response {
                         status: response.status(),
@@ -301,9 +287,9 @@ where
                     Err(EgressError::Timeout(_) | EgressError::Connection(_)) => AttemptOutcome::Interrupted,
                     Err(_) => return result,
                 };
-                let now = this.clock.now();
+                let now = self.clock.now();
                 let decision = {
-                    let mut rng = this.rng.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
                     policy.decide(attempt, &outcome, idempotent, now, &mut rng)
                 };
                 let (after, server_asked) = match decision {
@@ -311,7 +297,7 @@ where
                     RetryDecision::Exhausted => return give_up(attempt, result),
                     RetryDecision::Retry { after, server_asked } => (after, server_asked),
                 };
-                let past_deadline = ctx.deadline.is_some_and(|d| this.clock.monotonic() + after > d);
+                let past_deadline = ctx.deadline.is_some_and(|d| self.clock.monotonic() + after > d);
                 if past_deadline {
                     let rate_limited = matches!(&result, Ok(r) if r.status() == StatusCode::TOO_MANY_REQUESTS);
                     if server_asked && rate_limited {
@@ -331,7 +317,7 @@ where
                 );
                 RunStats::add(&ctx.stats.retries, 1);
                 ctx.stats.record_wait(&ctx.call, after);
-                this.clock.sleep(after).await;
+                self.clock.sleep(after).await;
                 attempt += 1;
             }
         })

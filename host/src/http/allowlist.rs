@@ -3,14 +3,12 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::task::{Context, Poll};
 
-use futures::future::BoxFuture;
 use serde::Deserialize;
-use tower::{Service, ServiceExt};
+use tower::ServiceExt;
 use url::Url;
 
-use super::{EgressContext, EgressError, EgressRequest, EgressResponse};
+use super::{EgressContext, EgressError, EgressFuture, EgressLayer, EgressRequest, EgressService};
 
 /// A destination pattern from a manifest: `scheme://host[:port]`, where the host may start
 /// with `*.` (any subdomain) and the port may be `*` (any port). Without a port, the scheme's
@@ -177,33 +175,11 @@ pub fn is_allowed(patterns: &[HostPattern], url: &Url) -> bool {
 
 /// The allowlist egress layer, outermost: refuses any request whose URL is not absolute
 /// `http`/`https`, carries credentials, or is not matched by the plugin's `permissions.hosts`.
-#[derive(Debug, Clone)]
-pub struct AllowlistService<S> {
-    inner: S,
-}
+#[derive(Debug, Clone, Default)]
+pub struct AllowlistLayer;
 
-impl<S> AllowlistService<S> {
-    /// Wraps `inner`.
-    pub fn new(inner: S) -> Self {
-        Self { inner }
-    }
-}
-
-impl<S> Service<EgressRequest> for AllowlistService<S>
-where
-    S: Service<EgressRequest, Response = EgressResponse, Error = EgressError> + Clone + Send + 'static,
-    S::Future: Send,
-{
-    type Response = EgressResponse;
-    type Error = EgressError;
-    type Future = BoxFuture<'static, Result<EgressResponse, EgressError>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), EgressError>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: EgressRequest) -> Self::Future {
-        let inner = self.inner.clone();
+impl EgressLayer for AllowlistLayer {
+    fn call(self, request: EgressRequest, next: EgressService) -> EgressFuture {
         Box::pin(async move {
             let ctx = EgressContext::of(&request)?;
             let url = checked_url(&request)?;
@@ -213,7 +189,7 @@ where
                     plugin: ctx.policy.plugin.clone(),
                 });
             }
-            inner.oneshot(request).await
+            next.oneshot(request).await
         })
     }
 }

@@ -4,7 +4,8 @@
 //! - [`egress`](EgressRequest): the shared request, context, error and counter types.
 //! - [`allowlist`](HostPattern): which destinations a plugin may reach (fails closed).
 //! - [`client`](PooledClient): the pooled hyper-util client, per tenant.
-//! - [`timeout`](TimeoutService): the per-attempt timeout.
+//! - [`stage`](EgressLayer): how a layer plugs into the pipeline.
+//! - [`timeout`](TimeoutLayer): the per-attempt timeout.
 //! - [`pipeline`](Egress): the layer stack, built once per process.
 //! - `host`: the WIT glue, converting between the plugin's records and `http` types.
 
@@ -13,13 +14,15 @@ mod client;
 mod egress;
 mod host;
 mod pipeline;
+mod stage;
 mod timeout;
 
-pub use allowlist::{AllowlistService, HostPattern, HostPatternError, destination, is_allowed};
+pub use allowlist::{AllowlistLayer, HostPattern, HostPatternError, destination, is_allowed};
 pub use client::{CONNECT_TIMEOUT, POOL_IDLE_TIMEOUT, POOL_MAX_IDLE_PER_HOST, PooledClient};
 pub use egress::{
     CallStats, EgressContext, EgressError, EgressPolicy, EgressRequest, EgressResponse, RequestOptions, RunStats,
 };
 pub(crate) use host::{HttpCtx, add_to_linker};
 pub use pipeline::{Egress, EgressParts};
-pub use timeout::TimeoutService;
+pub use stage::{EgressFuture, EgressLayer, EgressService, stage};
+pub use timeout::TimeoutLayer;

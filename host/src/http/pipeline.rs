@@ -11,16 +11,16 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use tower::util::BoxCloneSyncService;
 use tower::{ServiceBuilder, ServiceExt};
 
 use super::{
-    AllowlistService, EgressContext, EgressError, EgressRequest, EgressResponse, PooledClient, RunStats, TimeoutService,
+    AllowlistLayer, EgressContext, EgressError, EgressRequest, EgressResponse, EgressService, PooledClient, RunStats,
+    TimeoutLayer, stage,
 };
 use crate::clock::{Clock, SystemClock};
-use crate::ratelimit::{RateLimitService, RateLimiter};
-use crate::retry::RetryService;
-use crate::secrets::{SecretService, SecretStore};
+use crate::ratelimit::{RateLimitLayer, RateLimiter};
+use crate::retry::RetryLayer;
+use crate::secrets::{SecretLayer, SecretStore};
 
 /// The app-wide parts the pipeline is built from; each is shared by every run.
 #[derive(Debug, Clone)]
@@ -52,7 +52,7 @@ impl Default for EgressParts {
 /// The egress pipeline, built once and shared by every run.
 #[derive(Debug, Clone)]
 pub struct Egress {
-    service: BoxCloneSyncService<EgressRequest, EgressResponse, EgressError>,
+    service: EgressService,
 }
 
 impl Egress {
@@ -70,17 +70,14 @@ impl Egress {
             client,
             ..
         } = parts;
-        let retry_clock = clock.clone();
         let service = ServiceBuilder::new()
-            .layer_fn(AllowlistService::new)
-            .layer_fn(move |inner| SecretService::new(inner, secrets.clone()))
-            .layer_fn(move |inner| RetryService::new(inner, retry_clock.clone(), rng.clone()))
-            .layer_fn(move |inner| RateLimitService::new(inner, limiter.clone(), clock.clone()))
-            .layer_fn(TimeoutService::new)
-            .service(client);
-        Self {
-            service: BoxCloneSyncService::new(service),
-        }
+            .layer(stage(AllowlistLayer))
+            .layer(stage(SecretLayer::new(secrets)))
+            .layer(stage(RetryLayer::new(clock.clone(), rng)))
+            .layer(stage(RateLimitLayer::new(limiter, clock)))
+            .layer(stage(TimeoutLayer))
+            .service(EgressService::new(client));
+        Self { service }
     }
 
     /// Sends `request` through the pipeline. Its extensions must hold an [`EgressContext`].

@@ -1,55 +1,38 @@
 //! The secret-attachment egress layer.
 
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use futures::future::BoxFuture;
 use http::header::{AUTHORIZATION, HeaderName};
 use http::{HeaderValue, Uri};
 use secrecy::{ExposeSecret, SecretString};
-use tower::{Service, ServiceExt};
+use tower::ServiceExt;
 use url::Url;
 
 use super::{Placement, Redactor, SecretAttachment, SecretError, SecretStore};
-use crate::http::{EgressContext, EgressError, EgressRequest, EgressResponse, destination};
+use crate::http::{EgressContext, EgressError, EgressFuture, EgressLayer, EgressRequest, EgressService, destination};
 
 /// Attaches the secrets a request asks for, after checking each is bound to the request's
 /// destination, and scrubs their values from the response before it goes back to the plugin.
 #[derive(Debug, Clone)]
-pub struct SecretService<S> {
-    inner: S,
+pub struct SecretLayer {
     store: Arc<SecretStore>,
 }
 
-impl<S> SecretService<S> {
-    /// Wraps `inner`, taking values from `store`.
-    pub fn new(inner: S, store: Arc<SecretStore>) -> Self {
-        Self { inner, store }
+impl SecretLayer {
+    /// A layer taking values from `store`.
+    pub fn new(store: Arc<SecretStore>) -> Self {
+        Self { store }
     }
 }
 
-impl<S> Service<EgressRequest> for SecretService<S>
-where
-    S: Service<EgressRequest, Response = EgressResponse, Error = EgressError> + Clone + Send + 'static,
-    S::Future: Send,
-{
-    type Response = EgressResponse;
-    type Error = EgressError;
-    type Future = BoxFuture<'static, Result<EgressResponse, EgressError>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), EgressError>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, mut request: EgressRequest) -> Self::Future {
-        let inner = self.inner.clone();
-        let store = self.store.clone();
+impl EgressLayer for SecretLayer {
+    fn call(self, mut request: EgressRequest, next: EgressService) -> EgressFuture {
         Box::pin(async move {
             let ctx = EgressContext::of(&request)?.clone();
             if ctx.secrets.is_empty() {
-                return inner.oneshot(request).await;
+                return next.oneshot(request).await;
             }
             let url = Url::parse(&request.uri().to_string()).map_err(|e| EgressError::InvalidRequest(e.to_string()))?;
             let mut redactor = Redactor::default();
@@ -67,13 +50,14 @@ where
                     }
                     .into());
                 }
-                let value = store
+                let value = self
+                    .store
                     .get(&ctx.tenant, name)
                     .ok_or_else(|| SecretError::Unknown(name.clone()))?;
                 attach(&mut request, attachment, &value)?;
                 redactor.add(value.expose_secret(), &attachment.placement);
             }
-            let response = inner.oneshot(request).await?;
+            let response = next.oneshot(request).await?;
             let (mut parts, body) = response.into_parts();
             redactor.scrub_headers(&mut parts.headers);
             let body = redactor.scrub_body(body);

@@ -3,14 +3,14 @@
 //!
 //! - [`SecretStore`] holds values, scoped by tenant, loaded from providers (environment
 //!   variables and `.env` files for now) before a run starts.
-//! - [`SecretService`] is the egress layer that attaches them, only to destinations the
+//! - [`SecretLayer`] is the egress layer that attaches them, only to destinations the
 //!   manifest binds each secret to, and scrubs every form of the value from the response.
 
 mod attach;
 mod host;
 mod redact;
 
-pub use attach::{SecretService, attach};
+pub use attach::{SecretLayer, attach};
 pub(crate) use host::{SecretsCtx, add_to_linker};
 pub use redact::{REDACTED, Redactor};
 
