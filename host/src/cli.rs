@@ -179,8 +179,15 @@ fn load_plugin(runtime: &Runtime, manifest: LoadedManifest, component: Option<&P
         .map(Path::to_path_buf)
         .unwrap_or_else(|| manifest.component_path());
     if !path.exists() {
+        let hint = match std::env::var_os("CARGO_TARGET_DIR") {
+            Some(dir) => format!(
+                "; CARGO_TARGET_DIR is set, so cargo put it under {}: pass --component",
+                dir.to_string_lossy()
+            ),
+            None => String::new(),
+        };
         bail!(
-            "component {} not found: build it with `cargo build --release --target wasm32-wasip2` (see README.md), or pass --component",
+            "component {} not found: build it with `cargo build --release --target wasm32-wasip2` (see README.md), or pass --component{hint}",
             path.display()
         );
     }
