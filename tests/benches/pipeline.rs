@@ -1,17 +1,43 @@
-//! Benchmarks: instantiating and calling a trivial plugin, and one request through the full
-//! egress pipeline beside the same request made by a plain hyper-util client.
+//! Benchmarks: loading a plugin (compiling, or from the compile cache), instantiating and
+//! calling a trivial plugin, and one request through the full egress pipeline beside the same
+//! request made by a plain hyper-util client.
 
 use std::sync::Arc;
 
 use apiary_host::{
-    Egress, EgressContext, EgressParts, EgressPolicy, Manifest, MemorySink, RunRequest, Runtime, TenantId,
+    Egress, EgressContext, EgressParts, EgressPolicy, Manifest, MemorySink, RunRequest, Runtime, RuntimeConfig,
+    TenantId,
 };
-use apiary_tests::{TestServer, respond, test_guest, test_runtime_config};
+use apiary_tests::{TestServer, components, respond, test_guest, test_runtime_config};
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+
+fn load_plugin(c: &mut Criterion) {
+    let plugin_dir = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let uncached = Runtime::new(RuntimeConfig {
+        cache_dir: None,
+        ..test_runtime_config()
+    })
+    .unwrap();
+    let cached = Runtime::new(RuntimeConfig {
+        cache_dir: Some(cache.path().to_path_buf()),
+        ..test_runtime_config()
+    })
+    .unwrap();
+    let manifest = || apiary_tests::manifest(plugin_dir.path(), components::GITHUB_PLUGIN, "");
+    cached.load(manifest()).unwrap();
+    let mut group = c.benchmark_group("load the github plugin");
+    group.sample_size(10);
+    group.bench_function("compile", |b| b.iter(|| uncached.load(manifest()).unwrap()));
+    group.bench_function("from the compile cache", |b| {
+        b.iter(|| cached.load(manifest()).unwrap())
+    });
+    group.finish();
+}
 
 fn instantiate_and_call(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -59,5 +85,5 @@ fn one_request(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, instantiate_and_call, one_request);
+criterion_group!(benches, load_plugin, instantiate_and_call, one_request);
 criterion_main!(benches);
