@@ -1,22 +1,29 @@
 //! The github plugin against the bundled GitHub-like API (`apiary_host::demo`).
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use apiary_host::demo::{DEMO_REPOSITORY, DemoApi, DemoApiConfig};
-use apiary_host::{Manifest, MemorySink, RunRequest, TenantId};
+use apiary_host::{Manifest, ManualClock, MemorySink, Plugin, RunRequest, Runtime, TenantId};
 use apiary_tests::components;
 use secrecy::SecretString;
 use serde_json::json;
 
 use super::runtime_with_clock;
 
-fn github_manifest() -> apiary_host::LoadedManifest {
-    Manifest::load(std::path::Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../plugins/github"
-    )))
-    .unwrap()
+/// A runtime with `token` as the default tenant's `github_token`, and the github plugin loaded
+/// from `plugins/github/plugin.toml` with the component the build made.
+fn github_plugin(token: &str) -> (Runtime, ManualClock, Plugin) {
+    let (runtime, clock) = runtime_with_clock();
+    runtime
+        .secrets()
+        .insert(&TenantId::default(), "github_token", SecretString::from(token));
+    let manifest = Manifest::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../plugins/github"))).unwrap();
+    let plugin = runtime
+        .load_component(manifest, components::GITHUB_PLUGIN.as_ref())
+        .unwrap();
+    (runtime, clock, plugin)
 }
 
 #[tokio::test]
@@ -29,13 +36,7 @@ async fn issues_are_collected_across_all_pages_in_order_with_retries() {
     })
     .await
     .unwrap();
-    let (runtime, clock) = runtime_with_clock();
-    runtime
-        .secrets()
-        .insert(&TenantId::default(), "github_token", SecretString::from("tok-github-1"));
-    let plugin = runtime
-        .load_component(github_manifest(), components::GITHUB_PLUGIN.as_ref())
-        .unwrap();
+    let (runtime, clock, plugin) = github_plugin("tok-github-1");
     let sink = MemorySink::default();
     let (owner, repo) = DEMO_REPOSITORY;
     let request = RunRequest::new("issues", Arc::new(sink.clone()))
@@ -87,13 +88,7 @@ async fn a_wrong_token_surfaces_as_a_plugin_failure_naming_the_status() {
     })
     .await
     .unwrap();
-    let (runtime, _clock) = runtime_with_clock();
-    runtime
-        .secrets()
-        .insert(&TenantId::default(), "github_token", SecretString::from("wrong"));
-    let plugin = runtime
-        .load_component(github_manifest(), components::GITHUB_PLUGIN.as_ref())
-        .unwrap();
+    let (runtime, _clock, plugin) = github_plugin("wrong");
     let request = RunRequest::new("issues", Arc::new(MemorySink::default()))
         .input(r#"{"owner":"apiary","repo":"demo"}"#)
         .config("base_url", api.base_url());
@@ -107,13 +102,7 @@ async fn a_wrong_token_surfaces_as_a_plugin_failure_naming_the_status() {
 
 #[tokio::test]
 async fn missing_input_field_is_reported_by_name() {
-    let (runtime, _clock) = runtime_with_clock();
-    runtime
-        .secrets()
-        .insert(&TenantId::default(), "github_token", SecretString::from("t"));
-    let plugin = runtime
-        .load_component(github_manifest(), components::GITHUB_PLUGIN.as_ref())
-        .unwrap();
+    let (runtime, _clock, plugin) = github_plugin("t");
     let request = RunRequest::new("issues", Arc::new(MemorySink::default())).input(r#"{"repo":"demo"}"#);
     let err = runtime.run(&plugin, request).await.unwrap_err().to_string();
     assert!(err.contains("rejected the input") && err.contains("owner"), "{err}");
@@ -121,10 +110,7 @@ async fn missing_input_field_is_reported_by_name() {
 
 #[tokio::test]
 async fn describe_lists_the_issues_operation() {
-    let (runtime, _clock) = runtime_with_clock();
-    let plugin = runtime
-        .load_component(github_manifest(), components::GITHUB_PLUGIN.as_ref())
-        .unwrap();
+    let (runtime, _clock, plugin) = github_plugin("unused");
     let description = runtime.describe(&plugin).await.unwrap();
     assert_eq!(description.name, "github");
     assert!(description.operations.iter().any(|(name, _)| name == "issues"));

@@ -1,6 +1,8 @@
 //! Manifests on disk: malformed files give errors naming the file, line and field; components
 //! are checked against their declared hash.
 
+use std::path::Path;
+
 use apiary_host::{Manifest, Runtime};
 use apiary_tests::{components, test_runtime_config};
 
@@ -52,6 +54,12 @@ fn a_missing_manifest_names_the_path() {
     );
 }
 
+/// The error of loading the plugin whose manifest is in `dir`.
+fn load_component_error(dir: &Path) -> String {
+    let runtime = Runtime::new(test_runtime_config()).unwrap();
+    runtime.load(Manifest::load(dir).unwrap()).unwrap_err().to_string()
+}
+
 #[test]
 fn a_component_with_the_wrong_hash_is_refused() {
     let dir = tempfile::tempdir().unwrap();
@@ -61,11 +69,7 @@ fn a_component_with_the_wrong_hash_is_refused() {
         "0".repeat(64)
     );
     std::fs::write(dir.path().join("plugin.toml"), text).unwrap();
-    let runtime = Runtime::new(test_runtime_config()).unwrap();
-    let err = runtime
-        .load(Manifest::load(dir.path()).unwrap())
-        .unwrap_err()
-        .to_string();
+    let err = load_component_error(dir.path());
     assert!(
         err.contains("sha256:") && err.contains(&format!("the manifest expects {}", "0".repeat(64))),
         "{err}"
@@ -81,11 +85,7 @@ fn a_file_that_is_not_a_component_is_a_load_error() {
         "name = \"t\"\nversion = \"1\"\ncomponent = \"junk.wasm\"\n",
     )
     .unwrap();
-    let runtime = Runtime::new(test_runtime_config()).unwrap();
-    let err = runtime
-        .load(Manifest::load(dir.path()).unwrap())
-        .unwrap_err()
-        .to_string();
+    let err = load_component_error(dir.path());
     assert!(
         err.starts_with(&format!(
             "failed to load component {}",
