@@ -123,7 +123,8 @@ async fn plain_wasi_grants_no_environment_files_or_sockets() {
 #[tokio::test]
 async fn a_redirect_is_handed_to_the_plugin_not_followed() {
     // Following it would let a granted server send the plugin to a host it was never granted.
-    let server = TestServer::start(|_, _| respond(302, &[("location", "http://not-granted.invalid/internal")], "")).await;
+    let server =
+        TestServer::start(|_, _| respond(302, &[("location", "http://not-granted.invalid/internal")], "")).await;
     let (runtime, _clock) = runtime_with_clock();
     let plugin = test_guest(&runtime, &grant(&server.url(), ""));
     let (_, records) = run(&runtime, &plugin, "fetch", json!({"url": server.url()})).await;
