@@ -242,17 +242,6 @@ impl RequestBuilder {
         self
     }
 
-    /// Allows at most `max_attempts` attempts in all, the first one included (0 counts as 1).
-    ///
-    /// ```
-    /// let builder = apiary_sdk::http::get("https://api.example.com/").max_attempts(3);
-    /// let request = builder.to_wire().unwrap();
-    /// assert_eq!(request.options.retry.unwrap().max_retries, Some(2));
-    /// ```
-    pub fn max_attempts(self, max_attempts: u32) -> Self {
-        self.max_retries(max_attempts.saturating_sub(1))
-    }
-
     /// Draws from the rate-limit bucket `bucket` instead of the destination host's.
     pub fn bucket(mut self, bucket: impl Into<String>) -> Self {
         self.options.bucket = Some(bucket.into());
@@ -516,7 +505,7 @@ mod tests {
             .query("per_page", "100")
             .header("accept", "application/json")
             .bearer("token")
-            .max_attempts(2);
+            .max_retries(1);
         let next = first
             .with_url("https://api.example.com/items?page=2&per_page=100")
             .to_wire()

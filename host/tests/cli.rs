@@ -29,7 +29,7 @@ async fn run_prints_one_ndjson_line_per_issue_against_a_github_compatible_server
         token: "cli-token".into(),
         items: 25,
         inject_faults: false,
-        retry_after_secs: 1,
+        ..DemoApiConfig::default()
     })
     .await
     .unwrap();

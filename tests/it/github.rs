@@ -31,8 +31,7 @@ async fn issues_are_collected_across_all_pages_in_order_with_retries() {
     let api = DemoApi::start(DemoApiConfig {
         token: "tok-github-1".into(),
         items: 45,
-        inject_faults: true,
-        retry_after_secs: 1,
+        ..DemoApiConfig::default()
     })
     .await
     .unwrap();
@@ -84,7 +83,7 @@ async fn a_wrong_token_surfaces_as_a_plugin_failure_naming_the_status() {
         token: "right".into(),
         items: 3,
         inject_faults: false,
-        retry_after_secs: 1,
+        ..DemoApiConfig::default()
     })
     .await
     .unwrap();

@@ -4,6 +4,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use apiary_host::{LoadedManifest, Manifest, Plugin, Runtime, RuntimeConfig};
@@ -55,6 +56,7 @@ type Handler = dyn Fn(&ReceivedRequest, usize) -> Response<Full<Bytes>> + Send +
 pub struct TestServer {
     addr: SocketAddr,
     received: Arc<Mutex<Vec<ReceivedRequest>>>,
+    connections: Arc<AtomicUsize>,
     task: JoinHandle<()>,
 }
 
@@ -68,8 +70,11 @@ impl TestServer {
         let received: Arc<Mutex<Vec<ReceivedRequest>>> = Arc::default();
         let handler: Arc<Handler> = Arc::new(handler);
         let log = received.clone();
+        let connections: Arc<AtomicUsize> = Arc::default();
+        let accepted = connections.clone();
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
+                accepted.fetch_add(1, Ordering::Relaxed);
                 let (handler, log) = (handler.clone(), log.clone());
                 tokio::spawn(async move {
                     let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
@@ -98,7 +103,12 @@ impl TestServer {
                 });
             }
         });
-        Self { addr, received, task }
+        Self {
+            addr,
+            received,
+            connections,
+            task,
+        }
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -109,6 +119,11 @@ impl TestServer {
     /// The server's address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Connections accepted so far (requests on a kept-alive connection don't add one).
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
     }
 
     /// Every request received so far.

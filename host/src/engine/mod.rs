@@ -408,7 +408,8 @@ impl Runtime {
     /// [`RunError`]: a missing secret (before the plugin starts), a failure the plugin
     /// reports, or a limit the host enforced.
     pub async fn run(&self, plugin: &Plugin, request: RunRequest) -> Result<RunReport, RunError> {
-        self.check_secrets(plugin, &request.tenant)?;
+        let declared = &plugin.manifest.manifest.permissions.secrets;
+        self.secrets.check_declared(&request.tenant, declared, None)?;
         let started = Instant::now();
         let (mut store, deadline) = self.new_store(plugin, &request);
         let (operation, input) = (request.operation.clone(), request.input.clone());
@@ -456,19 +457,6 @@ impl Runtime {
             bytes_received: get(&stats.bytes_received),
             duration: started.elapsed(),
         })
-    }
-
-    fn check_secrets(&self, plugin: &Plugin, tenant: &TenantId) -> Result<(), MissingSecret> {
-        for (name, permission) in &plugin.manifest.manifest.permissions.secrets {
-            if self.secrets.get(tenant, name).is_none() {
-                return Err(MissingSecret {
-                    name: name.clone(),
-                    var: permission.env_var(name),
-                    env_file: None,
-                });
-            }
-        }
-        Ok(())
     }
 
     fn new_store(&self, plugin: &Plugin, request: &RunRequest) -> (Store<RunState>, Duration) {
@@ -549,15 +537,10 @@ impl Runtime {
 
 fn classify_trap(plugin: &str, trap: wasmtime::Error, state: &RunState) -> RunError {
     let plugin = plugin.to_string();
-    if let Some(source) = trap.downcast_ref::<MemoryLimitExceeded>() {
-        return RunError::MemoryExceeded {
-            plugin,
-            source: MemoryLimitExceeded {
-                limit_mib: source.limit_mib,
-                desired_mib: source.desired_mib,
-            },
-        };
-    }
+    let trap = match trap.downcast::<MemoryLimitExceeded>() {
+        Ok(source) => return RunError::MemoryExceeded { plugin, source },
+        Err(trap) => trap,
+    };
     let mut message = match trap.downcast_ref::<wasmtime::Trap>() {
         Some(code) => code.to_string(),
         None => format!("{trap:#}"),

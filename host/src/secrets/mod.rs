@@ -182,18 +182,34 @@ impl SecretStore {
         source: &EnvSecretSource,
     ) -> Result<(), MissingSecret> {
         for (name, permission) in declared {
-            if self.get(tenant, name).is_some() {
-                continue;
+            if self.get(tenant, name).is_none()
+                && let Some(value) = source.lookup(&permission.env_var(name))
+            {
+                self.insert(tenant, name, value);
             }
-            let var = permission.env_var(name);
-            let value = source.lookup(&var).ok_or_else(|| MissingSecret {
-                name: name.clone(),
-                var: var.clone(),
-                env_file: source.file.clone(),
-            })?;
-            self.insert(tenant, name, value);
         }
-        Ok(())
+        self.check_declared(tenant, declared, source.file.as_deref())
+    }
+
+    /// Checks that `tenant` has a value for every declared secret; `env_file` is named in the
+    /// error as a place the value could have come from.
+    ///
+    /// # Errors
+    /// [`MissingSecret`] for the first declared secret without a value.
+    pub fn check_declared(
+        &self,
+        tenant: &TenantId,
+        declared: &BTreeMap<String, SecretPermission>,
+        env_file: Option<&Path>,
+    ) -> Result<(), MissingSecret> {
+        match declared.iter().find(|(name, _)| self.get(tenant, name).is_none()) {
+            Some((name, permission)) => Err(MissingSecret {
+                name: name.clone(),
+                var: permission.env_var(name),
+                env_file: env_file.map(Path::to_path_buf),
+            }),
+            None => Ok(()),
+        }
     }
 }
 

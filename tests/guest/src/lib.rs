@@ -20,7 +20,7 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("alloc", "Allocates 1 MiB chunks forever, for the memory limit"),
     (
         "fetch",
-        "Sends {url, method?, headers?, body?, secrets?, max_attempts?, max_retries?, idempotent?, \
+        "Sends {url, method?, headers?, body?, secrets?, max_retries?, idempotent?, \
          timeout_ms?, bucket?} and emits {ok: true, status, headers, body, attempts} or \
          {ok: false, error, detail}",
     ),
@@ -117,7 +117,6 @@ struct FetchInput {
     body: Option<String>,
     #[serde(default)]
     secrets: Vec<SecretInput>,
-    max_attempts: Option<u32>,
     max_retries: Option<u32>,
     idempotent: Option<bool>,
     timeout_ms: Option<u64>,
@@ -166,9 +165,6 @@ fn fetch(input: FetchInput) -> Result<RunSummary, RunError> {
     }
     for secret in &input.secrets {
         request = request.secret(secret.attachment());
-    }
-    if let Some(max_attempts) = input.max_attempts {
-        request = request.max_attempts(max_attempts);
     }
     if let Some(max_retries) = input.max_retries {
         request = request.max_retries(max_retries);
