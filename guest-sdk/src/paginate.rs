@@ -501,8 +501,8 @@ mod tests {
     use super::*;
     use crate::http::WireResponse;
 
-    /// The shared RFC 8288 vectors (`shared/vectors/link_header.toml`).
-    const LINK_HEADER_VECTORS: &str = include_str!("../../../shared/vectors/link_header.toml");
+    /// The shared RFC 8288 vectors (`tests/vectors/link_header.toml`, copied from the shared set).
+    const LINK_HEADER_VECTORS: &str = include_str!("../../tests/vectors/link_header.toml");
 
     /// The base for cases that give none; their targets are absolute, so it must not show.
     const UNUSED_BASE: &str = "https://base.invalid/unused";

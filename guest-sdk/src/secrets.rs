@@ -22,12 +22,14 @@ pub use wire::{Placement, SecretAttachment};
 /// Why a secret could not be attached (the WIT `secrets.error`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Error {
-    /// The manifest declares no secret with this name.
+    /// The manifest asks for no secret with this name, or the operator did not grant it.
     Unknown(String),
     /// The secret may not be sent to the request's destination; the text names both.
     NotBound(String),
-    /// The placement is unusable (for example an invalid header name); the text says why.
+    /// The placement is not the declared one, or cannot carry the value; the text says why.
     InvalidPlacement(String),
+    /// The secret's source failed; the text names the secret and the source.
+    Unavailable(String),
 }
 
 impl std::fmt::Display for Error {
@@ -36,6 +38,7 @@ impl std::fmt::Display for Error {
             Error::Unknown(name) => write!(f, "no secret is declared as `{name}`"),
             Error::NotBound(detail) => write!(f, "secret not bound to this destination: {detail}"),
             Error::InvalidPlacement(reason) => write!(f, "invalid secret placement: {reason}"),
+            Error::Unavailable(reason) => write!(f, "secret unavailable: {reason}"),
         }
     }
 }
@@ -62,7 +65,7 @@ pub fn query(name: &str, param: &str) -> SecretAttachment {
     attachment(name, Placement::Query(param.to_owned()))
 }
 
-/// True when the manifest declares a secret called `name` and the run has a value for it.
+/// True when the secret `name` is granted and its source gave a value when the run started.
 pub fn available(name: &str) -> bool {
     wire::available(name)
 }

@@ -9,12 +9,11 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
-use secrecy::SecretString;
 
 use crate::demo::{DEMO_REPOSITORY, DemoApi, DemoApiConfig};
 use crate::{
-    EnvSecretSource, FileStateStore, LoadedManifest, Manifest, MemoryStateStore, NdjsonSink, Plugin, RunRequest,
-    Runtime, RuntimeConfig, StateStore, TenantId,
+    DEFAULT_COMMAND_TIMEOUT, FileStateStore, Grant, Manifest, MemoryStateStore, NdjsonSink, OperatorConfig, Plugin,
+    RunRequest, Runtime, RuntimeConfig, SecretGrant, SourceSpec, StateStore, StaticSource, TenantId,
 };
 
 /// Runs WebAssembly plugins that automate third-party APIs.
@@ -33,6 +32,11 @@ pub struct Cli {
     /// Don't cache compiled components on disk.
     #[arg(long, global = true)]
     pub no_cache: bool,
+    /// The operator file (`apiary.toml`) that installs plugins and grants them hosts and
+    /// secrets; defaults to `$APIARY_OPERATOR`. Without one, `run` grants a plugin directory
+    /// the hosts it asks for and only the secrets given with --secret or --env-file.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub operator: Option<PathBuf>,
 }
 
 /// How logs are written to stderr.
@@ -55,11 +59,24 @@ pub enum Command {
     Demo(DemoCommand),
 }
 
+/// Secrets granted on the command line (for local use; an operator file grants them too).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct SecretFlags {
+    /// Grants the secret NAME from SOURCE: env:VAR, dotenv:FILE[#KEY] or cmd:PROGRAM ARGS...
+    /// (run without a shell), e.g. `github_token=cmd:pass show apiary/github` (repeatable).
+    #[arg(long = "secret", value_name = "NAME=SOURCE", value_parser = parse_secret_flag)]
+    pub secrets: Vec<(String, SourceSpec)>,
+    /// A .env file whose keys are secret names (`github_token=...`): grants each secret the
+    /// plugin asks for that the file holds.
+    #[arg(long, value_name = "FILE")]
+    pub env_file: Option<PathBuf>,
+}
+
 /// `apiary run`.
 #[derive(Debug, clap::Args)]
 pub struct RunCommand {
-    /// The plugin's directory or its plugin.toml.
-    pub plugin: PathBuf,
+    /// The plugin: its id in the operator file, or its directory or plugin.toml.
+    pub plugin: String,
     /// The operation to run.
     pub operation: String,
     /// The operation's input as JSON, or `@FILE` to read it from a file.
@@ -68,9 +85,9 @@ pub struct RunCommand {
     /// A configuration value, overriding the manifest's `[config]` (repeatable).
     #[arg(long = "config", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub config: Vec<(String, String)>,
-    /// A .env file with secret values (it wins over the environment).
-    #[arg(long)]
-    pub env_file: Option<PathBuf>,
+    /// Secrets granted on the command line.
+    #[command(flatten)]
+    pub grants: SecretFlags,
     /// Use this component instead of the manifest's `component`.
     #[arg(long)]
     pub component: Option<PathBuf>,
@@ -85,8 +102,11 @@ pub struct RunCommand {
 /// `apiary inspect`.
 #[derive(Debug, clap::Args)]
 pub struct InspectCommand {
-    /// The plugin's directory or its plugin.toml.
-    pub plugin: PathBuf,
+    /// The plugin: its id in the operator file, or its directory or plugin.toml.
+    pub plugin: String,
+    /// Secrets granted on the command line, as `run` would grant them.
+    #[command(flatten)]
+    pub grants: SecretFlags,
     /// Use this component instead of the manifest's `component`.
     #[arg(long)]
     pub component: Option<PathBuf>,
@@ -117,6 +137,14 @@ fn parse_key_value(text: &str) -> Result<(String, String), String> {
         Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
         _ => Err(format!("`{text}` is not KEY=VALUE")),
     }
+}
+
+fn parse_secret_flag(text: &str) -> Result<(String, SourceSpec), String> {
+    let (name, source) = parse_key_value(text).map_err(|_| {
+        format!("`{text}` is not NAME=SOURCE, e.g. github_token=env:GITHUB_TOKEN or github_token=cmd:pass show apiary/github")
+    })?;
+    let source = source.parse::<SourceSpec>().map_err(|e| e.to_string())?;
+    Ok((name, source))
 }
 
 /// Entry point of the `apiary` binary: parses the arguments, runs the command, and prints any
@@ -166,18 +194,47 @@ impl Cli {
             },
             ..RuntimeConfig::default()
         };
+        let operator = OperatorConfig::discover(self.operator.as_deref()).context("failed to load the operator file")?;
         match self.command {
-            Command::Run(command) => command.execute(config).await,
-            Command::Inspect(command) => command.execute(config).await,
+            Command::Run(command) => command.execute(config, operator.as_ref()).await,
+            Command::Inspect(command) => command.execute(config, operator.as_ref()).await,
             Command::Demo(command) => command.execute(config).await,
         }
     }
 }
 
-fn load_plugin(runtime: &Runtime, manifest: LoadedManifest, component: Option<&Path>) -> anyhow::Result<Plugin> {
+/// The plugin `plugin` names (an installed id, or a directory when there is no operator file)
+/// with its grant: the operator file's, or the command line's, plus any flags.
+fn load_plugin(
+    runtime: &Runtime,
+    operator: Option<&OperatorConfig>,
+    plugin: &str,
+    flags: &SecretFlags,
+    component: Option<&Path>,
+) -> anyhow::Result<Plugin> {
+    let (manifest, mut grant, installed_component) = match operator {
+        Some(operator) => {
+            let (id, install) = operator.find(plugin)?;
+            let manifest = Manifest::load(&install.path)?;
+            (manifest, operator.grant(id), install.component.clone())
+        }
+        None => {
+            let manifest = Manifest::load(Path::new(plugin))?;
+            let grant = Grant::local(&manifest.manifest);
+            (manifest, grant, None)
+        }
+    };
+    flags.grant(&manifest.manifest, &mut grant)?;
     let path = component
         .map(Path::to_path_buf)
+        .or(installed_component)
         .unwrap_or_else(|| manifest.component_path());
+    ensure_component(&path)?;
+    Ok(runtime.load_component(manifest, grant, &path)?)
+}
+
+/// Fails with a build hint when the component at `path` does not exist.
+fn ensure_component(path: &Path) -> anyhow::Result<()> {
     if !path.exists() {
         let hint = match std::env::var_os("CARGO_TARGET_DIR") {
             Some(dir) => format!(
@@ -191,31 +248,77 @@ fn load_plugin(runtime: &Runtime, manifest: LoadedManifest, component: Option<&P
             path.display()
         );
     }
-    Ok(runtime.load_component(manifest, &path)?)
+    Ok(())
+}
+
+impl SecretFlags {
+    /// Adds the secrets these flags grant to `grant`. Every flag must name a secret the plugin
+    /// asks for; `--env-file` grants the ones the file holds, by secret name.
+    fn grant(&self, manifest: &Manifest, grant: &mut Grant) -> anyhow::Result<()> {
+        let asked = &manifest.permissions.secrets;
+        let names = || asked.keys().map(String::as_str).collect::<Vec<_>>().join(", ");
+        if let Some(file) = &self.env_file {
+            let keys = env_file_keys(file)?;
+            for name in asked.keys() {
+                if keys.contains(name) {
+                    let spec = SourceSpec::Dotenv {
+                        path: file.clone(),
+                        key: Some(name.clone()),
+                    };
+                    grant
+                        .secrets
+                        .insert(name.clone(), SecretGrant::from_arc(spec.into_source(name, DEFAULT_COMMAND_TIMEOUT)));
+                } else if keys.contains(&name.to_ascii_uppercase()) && !grant.secrets.contains_key(name) {
+                    bail!(
+                        "{}: the key `{}` is an environment-variable name; the keys of --env-file are secret names: write `{name}=...`",
+                        file.display(),
+                        name.to_ascii_uppercase()
+                    );
+                }
+            }
+        }
+        for (name, spec) in &self.secrets {
+            if !asked.contains_key(name) {
+                bail!(
+                    "--secret {name}: plugin `{}` does not ask for a secret named `{name}` (it asks for: {})",
+                    manifest.name,
+                    if asked.is_empty() { "none".to_string() } else { names() }
+                );
+            }
+            grant.secrets.insert(
+                name.clone(),
+                SecretGrant::from_arc(spec.clone().into_source(name, DEFAULT_COMMAND_TIMEOUT)),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The keys of a `.env` file (never its values).
+fn env_file_keys(file: &Path) -> anyhow::Result<std::collections::BTreeSet<String>> {
+    let error = || format!("failed to read env file {}", file.display());
+    let mut keys = std::collections::BTreeSet::new();
+    for item in dotenvy::from_path_iter(file).with_context(error)? {
+        let (key, _value) = item.with_context(error)?;
+        keys.insert(key);
+    }
+    Ok(keys)
 }
 
 impl RunCommand {
     /// Runs the operation, writing records to stdout and the summary to stderr.
     ///
     /// # Errors
-    /// A bad manifest, input or secret, or a failed run.
-    pub async fn execute(self, mut config: RuntimeConfig) -> anyhow::Result<()> {
+    /// A bad manifest, input, grant or secret source, or a failed run.
+    pub async fn execute(self, mut config: RuntimeConfig, operator: Option<&OperatorConfig>) -> anyhow::Result<()> {
         let input = read_input(&self.input)?;
-        let manifest = Manifest::load(&self.plugin)?;
         let tenant = TenantId::new(self.tenant.as_str());
-        let source = match &self.env_file {
-            Some(path) => EnvSecretSource::with_env_file(path)?,
-            None => EnvSecretSource::new(),
-        };
         config.state = match &self.state_dir {
             Some(dir) => Arc::new(FileStateStore::new(dir)) as Arc<dyn StateStore>,
             None => Arc::new(MemoryStateStore::default()),
         };
         let runtime = Runtime::new(config)?;
-        runtime
-            .secrets()
-            .load_declared(&tenant, &manifest.manifest.permissions.secrets, &source)?;
-        let plugin = load_plugin(&runtime, manifest, self.component.as_deref())?;
+        let plugin = load_plugin(&runtime, operator, &self.plugin, &self.grants, self.component.as_deref())?;
         let sink = Arc::new(NdjsonSink::new(std::io::stdout()));
         let request = RunRequest {
             tenant,
@@ -225,7 +328,7 @@ impl RunCommand {
             sink,
         };
         let report = runtime.run(&plugin, request).await?;
-        eprintln!("apiary: {} {}: {report}", plugin.name(), self.operation);
+        eprintln!("apiary: {} {}: {report}", plugin.id(), self.operation);
         Ok(())
     }
 }
@@ -243,17 +346,23 @@ fn read_input(input: &str) -> anyhow::Result<String> {
 }
 
 impl InspectCommand {
-    /// Prints the manifest and the plugin's own description.
+    /// Prints what the plugin asks for beside what it is granted, and its own description.
     ///
     /// # Errors
-    /// A bad manifest or component, or a plugin that fails to describe itself.
-    pub async fn execute(self, config: RuntimeConfig) -> anyhow::Result<()> {
-        let manifest = Manifest::load(&self.plugin)?;
+    /// A bad manifest or component, a required secret that is not granted, or a plugin that
+    /// fails to describe itself.
+    pub async fn execute(self, config: RuntimeConfig, operator: Option<&OperatorConfig>) -> anyhow::Result<()> {
         let runtime = Runtime::new(config)?;
-        let plugin = load_plugin(&runtime, manifest, self.component.as_deref())?;
+        let plugin = load_plugin(&runtime, operator, &self.plugin, &self.grants, self.component.as_deref())?;
         let description = runtime.describe(&plugin).await?;
-        print!("{}", plugin.manifest());
-        println!("describe:    {} {}", description.name, description.version);
+        let manifest = plugin.manifest();
+        println!("name:        {} {}", manifest.manifest.name, manifest.manifest.version);
+        if let Some(description) = &manifest.manifest.description {
+            println!("description: {}", crate::escape_guest_text(description));
+        }
+        println!("manifest:    {}", manifest.path.display());
+        print!("{}", plugin.grant_report());
+        println!("\ndescribe:    {} {}", description.name, description.version);
         for (name, summary) in &description.operations {
             println!("  {name:<12} {summary}");
         }
@@ -287,10 +396,14 @@ impl DemoCommand {
         );
         let runtime = Runtime::new(config)?;
         let tenant = TenantId::default();
-        runtime
-            .secrets()
-            .insert(&tenant, "github_token", SecretString::from(token));
-        let plugin = load_plugin(&runtime, manifest, self.component.as_deref())?;
+        // The demo is its own operator: it grants the plugin the token its example API expects.
+        let flags = SecretFlags::default();
+        let mut grant = Grant::local(&manifest.manifest);
+        flags.grant(&manifest.manifest, &mut grant)?;
+        let grant = grant.secret("github_token", SecretGrant::new(StaticSource::new(token.into())));
+        let path = self.component.clone().unwrap_or_else(|| manifest.component_path());
+        ensure_component(&path)?;
+        let plugin = runtime.load_component(manifest, grant, &path)?;
         let (owner, repo) = DEMO_REPOSITORY;
         let input = serde_json::json!({"owner": owner, "repo": repo, "per_page": self.per_page}).to_string();
         let sink = Arc::new(NdjsonSink::new(std::io::stdout()));

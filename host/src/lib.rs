@@ -1,31 +1,37 @@
 //! Apiary: a host for WebAssembly component plugins that automate third-party APIs.
 //!
 //! A plugin holds only per-API logic (endpoints, pagination, record mapping); the host does
-//! the hard, dangerous parts. A run goes like this:
+//! the hard, dangerous parts. Two parties decide what a plugin may do: its author *asks* in
+//! `plugin.toml`, and the operator *grants* in `apiary.toml` (or, for local use, with
+//! `apiary run` flags). A run goes like this:
 //!
-//! 1. [`Manifest::load`] reads `plugin.toml`: the component, the hosts and secrets it is
-//!    granted, its limits, retry policy and rate limits. Nothing is granted by default.
-//! 2. [`Runtime::load`] compiles the component (or reuses the on-disk cache) and
-//!    pre-instantiates it against the `apiary:plugin` world, once per plugin.
-//! 3. Secret values are loaded into the [`SecretStore`], scoped by [`TenantId`]; a declared
-//!    secret without a value stops the run before the plugin starts.
-//! 4. [`Runtime::run`] gives the run a fresh store with a memory limit and a deadline and calls
-//!    the plugin's `run` export. WASI is linked with nothing granted.
+//! 1. [`Manifest::load`] reads `plugin.toml`: the component, the hosts and secrets it asks for
+//!    (each secret with its placement), its limits, retry policy and rate limits.
+//! 2. A [`Grant`] says what the operator allows: hosts, secrets and where each value comes from
+//!    ([`SecretSource`]: `env:`, `dotenv:`, `cmd:`), caps on limits, extra rate limits, the
+//!    plugin's id and its component's pin. [`resolve`] intersects the two.
+//! 3. [`Runtime::load`] resolves the grant (a required secret that is not granted stops here),
+//!    checks the pin, compiles the component (or reuses the on-disk cache) and pre-instantiates
+//!    it against the `apiary:plugin` world.
+//! 4. [`Runtime::run`] reads every granted secret from its source, then gives the run a fresh
+//!    store with a memory limit and a deadline and calls the plugin's `run` export. WASI is
+//!    linked with nothing granted.
 //! 5. Every request the plugin sends goes through the one [`Egress`] pipeline: allowlist,
-//!    secret attachment (with the values scrubbed from the response), retry, rate limit, and
-//!    a pooled client with a per-attempt timeout.
+//!    secret attachment at the declared placement (audited, and every secret of the run scrubbed
+//!    from every response), retry, rate limit, and a pooled client with a per-attempt timeout.
 //! 6. Records go to a [`RecordSink`]; the [`RunReport`] counts requests, retries, waits and
-//!    records.
+//!    records. Everything the plugin writes is scrubbed of its secrets and escaped.
 //!
 //! ```no_run
-//! use apiary_host::{Manifest, NdjsonSink, RunRequest, Runtime, RuntimeConfig, TenantId};
-//! use secrecy::SecretString;
+//! use apiary_host::{CommandSource, Grant, Manifest, NdjsonSink, RunRequest, Runtime, RuntimeConfig, SecretGrant};
 //! use std::{path::Path, sync::Arc};
 //!
 //! # async fn demo() -> anyhow::Result<()> {
 //! let runtime = Runtime::new(RuntimeConfig::default())?;
-//! let plugin = runtime.load(Manifest::load(Path::new("plugins/github"))?)?;
-//! runtime.secrets().insert(&TenantId::default(), "github_token", SecretString::from("ghp_..."));
+//! let manifest = Manifest::load(Path::new("plugins/github"))?;
+//! let grant = Grant::local(&manifest.manifest)
+//!     .secret("github_token", SecretGrant::new("cmd:pass show apiary/github".parse::<apiary_host::SourceSpec>()?.into_source("github_token", apiary_host::DEFAULT_COMMAND_TIMEOUT)));
+//! let plugin = runtime.load(manifest, grant)?;
 //! let sink = Arc::new(NdjsonSink::new(std::io::stdout()));
 //! let request = RunRequest::new("issues", sink).input(r#"{"owner":"rust-lang","repo":"rust"}"#);
 //! eprintln!("{}", runtime.run(&plugin, request).await?);
@@ -40,15 +46,19 @@ mod clock;
 mod config;
 pub mod demo;
 mod engine;
+mod grant;
+mod guest_text;
 mod http;
 mod log;
 mod manifest;
+mod operator;
 mod output;
 mod ratelimit;
 mod retry;
 mod secrets;
 mod state;
 mod tenant;
+mod toml_file;
 
 pub use clock::{Clock, ManualClock, Sleep, SystemClock};
 pub use config::ConfigCtx;
@@ -60,13 +70,18 @@ pub use http::{
     AllowlistLayer, CONNECT_TIMEOUT, CallStats, Egress, EgressContext, EgressError, EgressFuture, EgressLayer,
     EgressParts, EgressPolicy, EgressRequest, EgressResponse, EgressService, HostPattern, HostPatternError,
     POOL_IDLE_TIMEOUT, POOL_MAX_IDLE_PER_HOST, PooledClient, RequestOptions, RunStats, TimeoutLayer, destination,
-    is_allowed, stage,
+    stage,
 };
 pub use log::MAX_LOG_MESSAGE_BYTES;
+pub use grant::{
+    Destinations, Grant, GrantError, GrantOrigin, GrantReport, LimitCaps, Resolved, ResolvedSecret, SecretGrant, resolve,
+};
+pub use guest_text::escape_guest_text;
 pub use manifest::{
     DEFAULT_DEADLINE, DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MEMORY_MIB, DEFAULT_REQUEST_TIMEOUT,
-    Limits, LoadedManifest, MANIFEST_FILE, MAX_MEMORY_MIB, Manifest, ManifestError, Permissions, SecretPermission,
+    Limits, LoadedManifest, MANIFEST_FILE, MAX_MEMORY_MIB, Manifest, Permissions, Pin, SecretRequest,
 };
+pub use operator::{OPERATOR_FILE_VAR, OperatorConfig, PluginInstall, SecretSourceConfig};
 pub use output::{MAX_RECORD_BYTES, MemorySink, NdjsonSink, RecordSink};
 pub use ratelimit::{
     BucketKey, DEFAULT_MAX_WAIT, Gcra, Quota, RateDecision, RateLimitConfig, RateLimitLayer, RateLimiter,
@@ -77,8 +92,10 @@ pub use retry::{
     parse_retry_after, retry_after,
 };
 pub use secrets::{
-    EnvFileError, EnvSecretSource, MissingSecret, Placement, REDACTED, Redactor, SecretAttachment, SecretError,
-    SecretLayer, SecretStore, attach,
+    CachedSecret, CommandSource, DEFAULT_COMMAND_TIMEOUT, DEFAULT_SECRET_TTL, DotenvSource, EnvSource, HeldSecret,
+    MAX_SECRET_BYTES, MIN_FRAGMENT_BYTES, MIN_SECRET_BYTES, Placement, REDACTED, Redactor, RunRedactor,
+    SecretAttachment, SecretError, SecretLayer, SecretSource, SourceError, SourceSpec, SourceSpecError, StaticSource,
 };
 pub use state::{FileStateStore, MAX_STATE_VALUE_BYTES, MemoryStateStore, StateError, StateScope, StateStore};
 pub use tenant::TenantId;
+pub use toml_file::ConfigError;

@@ -1,5 +1,8 @@
-//! The plugin manifest, `plugin.toml`: what a plugin is, where its component is, and what it
-//! may do (hosts, secrets, limits, retries, rate limits).
+//! The plugin manifest, `plugin.toml`, written by the plugin's author: what a plugin is, where
+//! its component is, and what it *asks* for (hosts, secrets with their placement, limits,
+//! retries, rate limits). It grants nothing: the operator grants (see [`Grant`](crate::Grant)),
+//! and a run may do only what is both asked for and granted. It cannot say where a secret's
+//! value comes from.
 //!
 //! ```toml
 //! name = "github"
@@ -10,6 +13,7 @@
 //! hosts = ["https://api.github.com"]
 //!
 //! [permissions.secrets.github_token]
+//! placement = "bearer"
 //! hosts = ["https://api.github.com"]
 //!
 //! [limits]
@@ -23,16 +27,17 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use sha2::{Digest, Sha256};
 
 use crate::http::HostPattern;
 use crate::ratelimit::RateLimitConfig;
 use crate::retry::RetryConfig;
+use crate::secrets::Placement;
+use crate::toml_file::{self, ConfigError, duration};
 
 /// The file name looked for when a plugin directory is given.
 pub const MANIFEST_FILE: &str = "plugin.toml";
@@ -89,40 +94,83 @@ pub struct Manifest {
     pub ratelimit: Vec<RateLimitConfig>,
 }
 
-/// The `[permissions]` table: what the plugin may reach and use. Nothing is granted by default.
+/// The `[permissions]` table: what the plugin asks to reach and use. The operator grants some or
+/// all of it; nothing is granted by the manifest itself.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Permissions {
-    /// Destinations the plugin may send requests to, as `scheme://host[:port]`; the host may
-    /// start with `*.` and the port may be `*`.
+    /// Destinations the plugin asks to send requests to, as `scheme://host[:port]`; the host
+    /// may start with `*.` and the port may be `*`.
     /// Example: `hosts = ["https://api.github.com", "http://127.0.0.1:*"]`
     #[serde(default)]
     pub hosts: Vec<HostPattern>,
-    /// Secrets the plugin may ask the host to attach, by name.
-    /// Example: `[permissions.secrets.github_token] hosts = ["https://api.github.com"]`
+    /// Secrets the plugin asks the host to attach, by name.
+    /// Example: `[permissions.secrets.github_token] placement = "bearer"`
     #[serde(default)]
-    pub secrets: BTreeMap<String, SecretPermission>,
+    pub secrets: BTreeMap<String, SecretRequest>,
 }
 
-/// One declared secret: where its value comes from and where it may be sent.
+/// One requested secret: where its value goes in a request and which destinations it is for.
+/// Where the value comes from is the operator's to say, never the manifest's.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SecretPermission {
-    /// Destinations the secret may be attached to; each must also be in `permissions.hosts`.
+pub struct SecretRequest {
+    /// Where the host places the value; the plugin can attach the secret only there.
+    /// Example: `placement = "bearer"` or `placement = { header = "X-Api-Key" }`
+    pub placement: Placement,
+    /// Destinations the secret is for; each must also be in `permissions.hosts`.
     /// Example: `hosts = ["https://api.github.com"]`
     pub hosts: Vec<HostPattern>,
-    /// The environment variable (or `.env` key) holding the value; defaults to the secret's
-    /// name in upper case.
-    /// Example: `env = "GITHUB_TOKEN"`
+    /// Whether the plugin cannot run without it: a required secret the operator does not grant
+    /// stops the run before it starts; an optional one is reported as unavailable.
+    /// Example: `required = false`
+    #[serde(default = "required_by_default")]
+    pub required: bool,
+    /// What the secret is, for the operator.
+    /// Example: `description = "a GitHub token with read access to issues"`
     #[serde(default)]
-    pub env: Option<String>,
+    pub description: Option<String>,
+    #[serde(default, rename = "env", deserialize_with = "source_is_the_operators")]
+    _env: Option<()>,
+    #[serde(default, rename = "file", deserialize_with = "source_is_the_operators")]
+    _file: Option<()>,
+    #[serde(default, rename = "command", deserialize_with = "source_is_the_operators")]
+    _command: Option<()>,
+    #[serde(default, rename = "source", deserialize_with = "source_is_the_operators")]
+    _source: Option<()>,
+    #[serde(default, rename = "value", deserialize_with = "source_is_the_operators")]
+    _value: Option<()>,
 }
 
-impl SecretPermission {
-    /// The variable the value is read from: `env`, or the upper-cased secret name.
-    pub fn env_var(&self, name: &str) -> String {
-        self.env.clone().unwrap_or_else(|| name.to_ascii_uppercase())
+impl SecretRequest {
+    /// A required secret placed at `placement` and sent only to `hosts`.
+    pub fn new(placement: Placement, hosts: Vec<HostPattern>) -> Self {
+        Self {
+            placement,
+            hosts,
+            required: true,
+            description: None,
+            _env: None,
+            _file: None,
+            _command: None,
+            _source: None,
+            _value: None,
+        }
     }
+}
+
+fn required_by_default() -> bool {
+    true
+}
+
+/// Refuses any field that would let a plugin choose where a secret's value is read from: a
+/// third-party manifest naming `AWS_SECRET_ACCESS_KEY` must not make the host read it.
+fn source_is_the_operators<'de, D: Deserializer<'de>>(d: D) -> Result<Option<()>, D::Error> {
+    serde::de::IgnoredAny::deserialize(d)?;
+    Err(serde::de::Error::custom(
+        "a plugin cannot say where a secret's value comes from: the operator configures sources \
+         (in apiary.toml, `[plugins.<id>.secrets.<name>] source = \"env:VAR\"`, or `apiary run --secret <name>=SOURCE`)",
+    ))
 }
 
 /// The `[limits]` table.
@@ -160,67 +208,18 @@ impl Default for Limits {
     }
 }
 
-/// Why a manifest could not be loaded. Every case names the file; parse errors name the line,
-/// column and field too.
-#[derive(Debug, thiserror::Error)]
-pub enum ManifestError {
-    /// The file could not be read.
-    #[error("failed to read {path}: {source}")]
-    Read {
-        /// The manifest's path.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// The file is not valid TOML, or a field has the wrong type or value.
-    #[error("{}", format_location(path, *line, *column, field.as_deref(), message))]
-    Parse {
-        /// The manifest's path.
-        path: PathBuf,
-        /// 1-based line of the problem.
-        line: usize,
-        /// 1-based column of the problem.
-        column: usize,
-        /// Dotted path of the field, e.g. `limits.memory_mib`, when known.
-        field: Option<String>,
-        /// What is wrong.
-        message: String,
-    },
-    /// The fields parse but do not make sense together.
-    #[error("{}: {field}: {message}", path.display())]
-    Invalid {
-        /// The manifest's path.
-        path: PathBuf,
-        /// Dotted path of the field.
-        field: String,
-        /// What is wrong.
-        message: String,
-    },
-}
-
-fn format_location(path: &Path, line: usize, column: usize, field: Option<&str>, message: &str) -> String {
-    match field {
-        Some(field) => format!("{}:{line}:{column}: {field}: {message}", path.display()),
-        None => format!("{}:{line}:{column}: {message}", path.display()),
-    }
-}
-
 impl Manifest {
     /// Loads the manifest at `path`, or `path/plugin.toml` when `path` is a directory.
     ///
     /// # Errors
-    /// [`ManifestError`] when the file cannot be read, does not parse, or is inconsistent.
-    pub fn load(path: &Path) -> Result<LoadedManifest, ManifestError> {
+    /// [`ConfigError`] when the file cannot be read, does not parse, or is inconsistent.
+    pub fn load(path: &Path) -> Result<LoadedManifest, ConfigError> {
         let path = if path.is_dir() {
             path.join(MANIFEST_FILE)
         } else {
             path.to_path_buf()
         };
-        let text = std::fs::read_to_string(&path).map_err(|source| ManifestError::Read {
-            path: path.clone(),
-            source,
-        })?;
-        let manifest = Self::parse(&text, &path)?;
+        let manifest = Self::parse(&toml_file::read(&path)?, &path)?;
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         Ok(LoadedManifest { manifest, path, dir })
     }
@@ -228,30 +227,15 @@ impl Manifest {
     /// Parses and validates manifest text; `path` is only used in error messages.
     ///
     /// # Errors
-    /// [`ManifestError::Parse`] or [`ManifestError::Invalid`].
-    pub fn parse(text: &str, path: &Path) -> Result<Self, ManifestError> {
-        let parse_error = |error: toml::de::Error, field: Option<String>| {
-            let offset = error.span().map(|s| s.start).unwrap_or(0);
-            let (line, column) = line_column(text, offset);
-            ManifestError::Parse {
-                path: path.to_path_buf(),
-                line,
-                column,
-                field: field.filter(|f| !f.is_empty() && f != "."),
-                message: error.message().to_string(),
-            }
-        };
-        let deserializer = toml::Deserializer::parse(text).map_err(|e| parse_error(e, None))?;
-        let manifest: Manifest = serde_path_to_error::deserialize(deserializer).map_err(|e| {
-            let field = e.path().to_string();
-            parse_error(e.into_inner(), Some(field))
-        })?;
+    /// [`ConfigError::Parse`] or [`ConfigError::Invalid`].
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let manifest: Manifest = toml_file::parse(text, path)?;
         manifest.validate(path)?;
         Ok(manifest)
     }
 
-    fn validate(&self, path: &Path) -> Result<(), ManifestError> {
-        let invalid = |field: String, message: String| ManifestError::Invalid {
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |field: String, message: String| ConfigError::Invalid {
             path: path.to_path_buf(),
             field,
             message,
@@ -268,7 +252,7 @@ impl Manifest {
             ));
         }
         if let Some(sha) = &self.sha256
-            && (sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()))
+            && !toml_file::is_sha256_hex(sha)
         {
             return Err(invalid("sha256".into(), "must be 64 hex digits".into()));
         }
@@ -323,26 +307,29 @@ impl LoadedManifest {
         self.dir.join(&self.manifest.component)
     }
 
-    /// Reads the component and checks it against `sha256` when the manifest gives one.
+    /// Reads the component and checks it against every SHA-256 pin given: the manifest's own
+    /// `sha256`, and `operator_pin` (the operator's, which is what makes an install trusted).
     ///
     /// # Errors
-    /// [`ManifestError::Read`] when the file is missing, [`ManifestError::Invalid`] on a
-    /// checksum mismatch.
-    pub fn read_component(&self, path: &Path) -> Result<Vec<u8>, ManifestError> {
-        let bytes = std::fs::read(path).map_err(|source| ManifestError::Read {
+    /// [`ConfigError::Read`] when the file is missing, [`ConfigError::Invalid`] on a checksum
+    /// mismatch, naming the pin that failed.
+    pub fn read_component(&self, path: &Path, operator_pin: Option<&Pin>) -> Result<Vec<u8>, ConfigError> {
+        let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
         })?;
-        if let Some(expected) = &self.manifest.sha256 {
-            let actual = hex::encode(Sha256::digest(&bytes));
-            if !actual.eq_ignore_ascii_case(expected) {
-                return Err(ManifestError::Invalid {
-                    path: self.path.clone(),
-                    field: "sha256".into(),
-                    message: format!(
-                        "{} has sha256 {actual}, the manifest expects {expected}",
-                        path.display()
-                    ),
+        let actual = hex::encode(Sha256::digest(&bytes));
+        let own = self.manifest.sha256.as_ref().map(|expected| Pin {
+            file: self.path.clone(),
+            field: "sha256".into(),
+            expected: expected.clone(),
+        });
+        for pin in own.iter().chain(operator_pin) {
+            if !actual.eq_ignore_ascii_case(&pin.expected) {
+                return Err(ConfigError::Invalid {
+                    path: pin.file.clone(),
+                    field: pin.field.clone(),
+                    message: format!("{} has sha256 {actual}, expected {}", path.display(), pin.expected),
                 });
             }
         }
@@ -350,98 +337,22 @@ impl LoadedManifest {
     }
 }
 
-fn line_column(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, column)
-}
-
-/// Serde support for human durations such as `"30s"`, `"5m"` or `"1h 30m"`.
-pub(crate) mod duration {
-    use super::*;
-    use serde::Deserializer;
-
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(d)?;
-        humantime::parse_duration(&text).map_err(|e| {
-            serde::de::Error::custom(format!(
-                "invalid duration `{text}` ({e}); write it like \"30s\", \"5m\" or \"1h\""
-            ))
-        })
-    }
-}
-
-impl fmt::Display for LoadedManifest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let m = &self.manifest;
-        writeln!(f, "name:        {}", m.name)?;
-        writeln!(f, "version:     {}", m.version)?;
-        if let Some(d) = &m.description {
-            writeln!(f, "description: {d}")?;
-        }
-        writeln!(f, "manifest:    {}", self.path.display())?;
-        writeln!(f, "component:   {}", self.component_path().display())?;
-        let hosts: Vec<String> = m.permissions.hosts.iter().map(ToString::to_string).collect();
-        writeln!(
-            f,
-            "hosts:       {}",
-            if hosts.is_empty() {
-                "(none)".into()
-            } else {
-                hosts.join(", ")
-            }
-        )?;
-        for (name, secret) in &m.permissions.secrets {
-            let hosts: Vec<String> = secret.hosts.iter().map(ToString::to_string).collect();
-            writeln!(
-                f,
-                "secret:      {name} (from ${}) -> {}",
-                secret.env_var(name),
-                hosts.join(", ")
-            )?;
-        }
-        writeln!(
-            f,
-            "limits:      memory {} MiB, deadline {}, request timeout {}, body {} bytes, batch {}",
-            m.limits.memory_mib,
-            humantime::format_duration(m.limits.deadline),
-            humantime::format_duration(m.limits.request_timeout),
-            m.limits.max_response_bytes,
-            m.limits.max_concurrency
-        )?;
-        writeln!(
-            f,
-            "retry:       {} retries, base {}, cap {}, jitter {}, statuses {:?}",
-            m.retry.max_retries,
-            humantime::format_duration(m.retry.base_delay),
-            humantime::format_duration(m.retry.max_delay),
-            m.retry.jitter,
-            m.retry.statuses
-        )?;
-        for rule in &m.ratelimit {
-            writeln!(
-                f,
-                "ratelimit:   {}: {} per {}, burst {}, max wait {}",
-                rule.bucket,
-                rule.rate,
-                humantime::format_duration(rule.per),
-                rule.burst,
-                humantime::format_duration(rule.max_wait)
-            )?;
-        }
-        for (key, value) in &m.config {
-            writeln!(f, "config:      {key} = {value}")?;
-        }
-        Ok(())
-    }
+/// An expected SHA-256 of a component, and where it was written (for the error message).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pin {
+    /// The file that gives the pin.
+    pub file: PathBuf,
+    /// The field, e.g. `plugins.github.sha256`.
+    pub field: String,
+    /// 64 hex digits.
+    pub expected: String,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn parse(text: &str) -> Result<Manifest, ManifestError> {
+    fn parse(text: &str) -> Result<Manifest, ConfigError> {
         Manifest::parse(text, Path::new("plugins/x/plugin.toml"))
     }
 
@@ -460,7 +371,7 @@ mod tests {
     fn full_manifest_parses() {
         let text = format!(
             "{MINIMAL}[permissions]\nhosts = [\"https://api.github.com\", \"http://127.0.0.1:*\"]\n\
-             [permissions.secrets.tok]\nhosts = [\"https://api.github.com\"]\n\
+             [permissions.secrets.tok]\nplacement = {{ header = \"X-Api-Key\" }}\nhosts = [\"https://api.github.com\"]\n\
              [config]\nbase_url = \"https://api.github.com\"\n\
              [limits]\nmemory_mib = 64\ndeadline = \"90s\"\n\
              [retry]\nmax_retries = 2\nbase_delay = \"100ms\"\n\
@@ -472,7 +383,9 @@ mod tests {
         assert_eq!(m.retry.max_retries, 2);
         assert_eq!(m.retry.base_delay, Duration::from_millis(100));
         assert_eq!(m.ratelimit[0].burst.get(), 3);
-        assert_eq!(m.permissions.secrets["tok"].env_var("tok"), "TOK");
+        let tok = &m.permissions.secrets["tok"];
+        assert_eq!(tok.placement, Placement::header("x-api-key"));
+        assert!(tok.required, "secrets are required unless marked optional");
     }
 
     #[test]
@@ -527,7 +440,7 @@ mod tests {
     fn secret_hosts_must_be_allowed_hosts() {
         let text = format!(
             "{MINIMAL}[permissions]\nhosts = [\"https://api.github.com\"]\n\
-             [permissions.secrets.tok]\nhosts = [\"https://evil.example\"]\n"
+             [permissions.secrets.tok]\nplacement = \"bearer\"\nhosts = [\"https://evil.example\"]\n"
         );
         let err = parse(&text).unwrap_err().to_string();
         assert_eq!(
@@ -548,5 +461,40 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("ratelimit[0].rate"), "{err}");
+    }
+
+    /// Regression: a third-party manifest said `env = "AWS_SECRET_ACCESS_KEY"` and the host read
+    /// the operator's variable and sent it where the manifest said.
+    #[test]
+    fn a_manifest_cannot_name_where_a_secret_comes_from() {
+        for field in [
+            "env = \"AWS_SECRET_ACCESS_KEY\"",
+            "file = \"/etc/passwd\"",
+            "command = \"cat ~/.aws/credentials\"",
+            "source = \"env:HOME\"",
+            "value = \"literal-value\"",
+        ] {
+            let text = format!(
+                "{MINIMAL}[permissions]\nhosts = [\"https://collector.example\"]\n\
+                 [permissions.secrets.x]\nplacement = \"bearer\"\nhosts = [\"https://collector.example\"]\n{field}\n"
+            );
+            let err = parse(&text).unwrap_err().to_string();
+            let name = field.split(' ').next().unwrap();
+            assert!(
+                err.starts_with("plugins/x/plugin.toml:9:") && err.contains(&format!("permissions.secrets.x.{name}")),
+                "{err}"
+            );
+            assert!(err.contains("the operator configures sources"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_secret_needs_a_placement() {
+        let text = format!(
+            "{MINIMAL}[permissions]\nhosts = [\"https://a.example\"]\n\
+             [permissions.secrets.x]\nhosts = [\"https://a.example\"]\n"
+        );
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.contains("permissions.secrets.x") && err.contains("missing field `placement`"), "{err}");
     }
 }

@@ -8,6 +8,7 @@ use wasmtime::component::{HasSelf, Linker};
 
 use crate::bindings::output as wit;
 use crate::http::RunStats;
+use crate::secrets::RunRedactor;
 
 /// Largest record accepted, in bytes: one API object, not a whole export.
 pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
@@ -82,6 +83,7 @@ impl RecordSink for MemorySink {
 pub(crate) struct OutputCtx {
     pub(crate) sink: Arc<dyn RecordSink>,
     pub(crate) stats: Arc<RunStats>,
+    pub(crate) redactor: Arc<RunRedactor>,
 }
 
 /// Links the `output` interface, reading each run's [`OutputCtx`] through `get`.
@@ -97,6 +99,8 @@ impl wit::Host for OutputCtx {
         if record.len() > MAX_RECORD_BYTES {
             return Ok(Err(wit::Error::TooLarge(MAX_RECORD_BYTES as u64)));
         }
+        // Scrubbed as text: the redactor's replacement keeps a JSON document valid JSON.
+        let record = self.redactor.scrub(&record);
         let value: serde_json::Value = match serde_json::from_str(&record) {
             Ok(value) => value,
             Err(e) => return Ok(Err(wit::Error::InvalidJson(e.to_string()))),

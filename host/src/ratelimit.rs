@@ -33,7 +33,7 @@ pub struct RateLimitConfig {
     pub rate: NonZeroU32,
     /// The period of `rate`.
     /// Example: `per = "1h"`
-    #[serde(with = "crate::manifest::duration")]
+    #[serde(with = "crate::toml_file::duration")]
     pub per: Duration,
     /// Requests that may go at once after an idle period (at least 1).
     /// Example: `burst = 10`
@@ -41,7 +41,7 @@ pub struct RateLimitConfig {
     pub burst: NonZeroU32,
     /// Longest wait for a slot before failing with `rate-limited`.
     /// Example: `max_wait = "60s"`
-    #[serde(with = "crate::manifest::duration", default = "default_max_wait")]
+    #[serde(with = "crate::toml_file::duration", default = "default_max_wait")]
     pub max_wait: Duration,
 }
 
@@ -261,7 +261,7 @@ impl EgressLayer for RateLimitLayer {
 mod tests {
     use super::*;
 
-    const VECTORS: &str = include_str!("../../../shared/vectors/gcra.toml");
+    const VECTORS: &str = include_str!("../../tests/vectors/gcra.toml");
 
     fn secs(s: f64) -> Duration {
         Duration::from_secs_f64(s)

@@ -42,11 +42,11 @@ pub struct RetryConfig {
     pub max_retries: u32,
     /// Wait before the first retry, doubled for each later one.
     /// Example: `base_delay = "2s"`
-    #[serde(with = "crate::manifest::duration")]
+    #[serde(with = "crate::toml_file::duration")]
     pub base_delay: Duration,
     /// Cap on one computed wait.
     /// Example: `max_delay = "60s"`
-    #[serde(with = "crate::manifest::duration")]
+    #[serde(with = "crate::toml_file::duration")]
     pub max_delay: Duration,
     /// Whether to multiply each computed wait by a random factor in [0.5, 1.5], so that many
     /// clients failing together do not retry together.
@@ -57,7 +57,7 @@ pub struct RetryConfig {
     pub statuses: Vec<u16>,
     /// Cap on a server's `Retry-After`.
     /// Example: `max_retry_after = "6h"`
-    #[serde(with = "crate::manifest::duration")]
+    #[serde(with = "crate::toml_file::duration")]
     pub max_retry_after: Duration,
 }
 
@@ -360,7 +360,7 @@ mod tests {
     use super::*;
     use http::HeaderValue;
 
-    const VECTORS: &str = include_str!("../../../shared/vectors/retry_after.toml");
+    const VECTORS: &str = include_str!("../../tests/vectors/retry_after.toml");
 
     fn vectors() -> toml::Table {
         toml::from_str(VECTORS).expect("retry_after.toml parses")

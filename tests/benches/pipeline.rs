@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use apiary_host::{
-    Egress, EgressContext, EgressParts, EgressPolicy, Manifest, MemorySink, RunRequest, Runtime, RuntimeConfig,
-    TenantId,
+    Clock, Egress, EgressContext, EgressParts, EgressPolicy, Grant, Manifest, MemorySink, RunRequest, Runtime,
+    RuntimeConfig, SystemClock, TenantId, resolve,
 };
 use apiary_tests::{TestServer, components, respond, test_guest, test_runtime_config};
 use bytes::Bytes;
@@ -29,12 +29,12 @@ fn load_plugin(c: &mut Criterion) {
     })
     .unwrap();
     let manifest = || apiary_tests::manifest(plugin_dir.path(), components::GITHUB_PLUGIN, "");
-    cached.load(manifest()).unwrap();
+    cached.load(manifest(), Grant::new("bench")).unwrap();
     let mut group = c.benchmark_group("load the github plugin");
     group.sample_size(10);
-    group.bench_function("compile", |b| b.iter(|| uncached.load(manifest()).unwrap()));
+    group.bench_function("compile", |b| b.iter(|| uncached.load(manifest(), Grant::new("bench")).unwrap()));
     group.bench_function("from the compile cache", |b| {
-        b.iter(|| cached.load(manifest()).unwrap())
+        b.iter(|| cached.load(manifest(), Grant::new("bench")).unwrap())
     });
     group.finish();
 }
@@ -62,7 +62,9 @@ fn one_request(c: &mut Criterion) {
         std::path::Path::new("bench.toml"),
     )
     .unwrap();
-    let policy = Arc::new(EgressPolicy::from_manifest(&manifest));
+    let resolved = resolve(&manifest, &Grant::local(&manifest)).unwrap();
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
+    let policy = Arc::new(EgressPolicy::new(&manifest, resolved, &clock));
     let egress = Egress::new(EgressParts::default());
     let mut group = c.benchmark_group("one GET to a loopback server");
     group.bench_function("apiary egress pipeline", |b| {

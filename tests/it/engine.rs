@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use apiary_host::{Manifest, MemorySink, RunRequest, Runtime, RuntimeConfig};
+use apiary_host::{Grant, Manifest, MemorySink, RunRequest, Runtime, RuntimeConfig};
 use apiary_tests::{components, manifest};
 use serde_json::json;
 
@@ -18,16 +18,14 @@ fn compiled_components_are_cached_by_hash_and_reused() {
     let entries = || std::fs::read_dir(cache.path()).map(|d| d.count()).unwrap_or(0);
 
     let runtime = Runtime::new(config()).unwrap();
-    runtime
-        .load(manifest(plugin_dir.path(), components::TEST_GUEST, ""))
-        .unwrap();
+    let loaded = || manifest(plugin_dir.path(), components::TEST_GUEST, "");
+    runtime.load(loaded(), Grant::local(&loaded().manifest)).unwrap();
     assert_eq!(entries(), 1);
 
     // A second runtime (a new process, in effect) reuses the entry instead of adding one.
     let runtime = Runtime::new(config()).unwrap();
-    runtime
-        .load(manifest(plugin_dir.path(), components::TEST_GUEST, ""))
-        .unwrap();
+    let loaded = || manifest(plugin_dir.path(), components::TEST_GUEST, "");
+    runtime.load(loaded(), Grant::local(&loaded().manifest)).unwrap();
     assert_eq!(entries(), 1);
 
     // A corrupt entry is ignored and replaced, never fatal.
@@ -35,9 +33,8 @@ fn compiled_components_are_cached_by_hash_and_reused() {
         std::fs::write(entry.unwrap().path(), b"garbage").unwrap();
     }
     let runtime = Runtime::new(config()).unwrap();
-    runtime
-        .load(manifest(plugin_dir.path(), components::TEST_GUEST, ""))
-        .unwrap();
+    let loaded = || manifest(plugin_dir.path(), components::TEST_GUEST, "");
+    runtime.load(loaded(), Grant::local(&loaded().manifest)).unwrap();
     assert_eq!(entries(), 1);
 }
 
@@ -47,7 +44,10 @@ async fn one_loaded_plugin_serves_concurrent_runs() {
     let dir = tempfile::tempdir().unwrap();
     let plugin = Arc::new(
         runtime
-            .load(Manifest::load(&manifest(dir.path(), components::TEST_GUEST, "").path).unwrap())
+            .load(
+                Manifest::load(&manifest(dir.path(), components::TEST_GUEST, "").path).unwrap(),
+                Grant::new("engine-test"),
+            )
             .unwrap(),
     );
     let runs: Vec<_> = (0..6)

@@ -5,23 +5,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use apiary_host::demo::{DEMO_REPOSITORY, DemoApi, DemoApiConfig};
-use apiary_host::{Manifest, ManualClock, MemorySink, Plugin, RunRequest, Runtime, TenantId};
-use apiary_tests::components;
-use secrecy::SecretString;
+use apiary_host::{Grant, Manifest, ManualClock, MemorySink, Plugin, RunRequest, Runtime};
+use apiary_tests::{components, static_secret};
 use serde_json::json;
 
 use super::runtime_with_clock;
 
-/// A runtime with `token` as the default tenant's `github_token`, and the github plugin loaded
-/// from `plugins/github/plugin.toml` with the component the build made.
+/// A runtime, and the github plugin loaded from `plugins/github/plugin.toml` with the component
+/// the build made, granted its hosts and `token` as its `github_token`.
 fn github_plugin(token: &str) -> (Runtime, ManualClock, Plugin) {
     let (runtime, clock) = runtime_with_clock();
-    runtime
-        .secrets()
-        .insert(&TenantId::default(), "github_token", SecretString::from(token));
     let manifest = Manifest::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../plugins/github"))).unwrap();
+    let grant = Grant::local(&manifest.manifest).secret("github_token", static_secret(token));
     let plugin = runtime
-        .load_component(manifest, components::GITHUB_PLUGIN.as_ref())
+        .load_component(manifest, grant, components::GITHUB_PLUGIN.as_ref())
         .unwrap();
     (runtime, clock, plugin)
 }
@@ -87,7 +84,7 @@ async fn a_wrong_token_surfaces_as_a_plugin_failure_naming_the_status() {
     })
     .await
     .unwrap();
-    let (runtime, _clock, plugin) = github_plugin("wrong");
+    let (runtime, _clock, plugin) = github_plugin("wrong-token-value");
     let request = RunRequest::new("issues", Arc::new(MemorySink::default()))
         .input(r#"{"owner":"apiary","repo":"demo"}"#)
         .config("base_url", api.base_url());
@@ -96,12 +93,12 @@ async fn a_wrong_token_surfaces_as_a_plugin_failure_naming_the_status() {
         err.starts_with("plugin `github` failed:") && err.contains("401"),
         "{err}"
     );
-    assert!(!err.contains("wrong"), "the token must not leak into errors: {err}");
+    assert!(!err.contains("wrong-token-value"), "the token must not leak into errors: {err}");
 }
 
 #[tokio::test]
 async fn missing_input_field_is_reported_by_name() {
-    let (runtime, _clock, plugin) = github_plugin("t");
+    let (runtime, _clock, plugin) = github_plugin("t0ken-value");
     let request = RunRequest::new("issues", Arc::new(MemorySink::default())).input(r#"{"repo":"demo"}"#);
     let err = runtime.run(&plugin, request).await.unwrap_err().to_string();
     assert!(err.contains("rejected the input") && err.contains("owner"), "{err}");
@@ -109,7 +106,7 @@ async fn missing_input_field_is_reported_by_name() {
 
 #[tokio::test]
 async fn describe_lists_the_issues_operation() {
-    let (runtime, _clock, plugin) = github_plugin("unused");
+    let (runtime, _clock, plugin) = github_plugin("unused-token");
     let description = runtime.describe(&plugin).await.unwrap();
     assert_eq!(description.name, "github");
     assert!(description.operations.iter().any(|(name, _)| name == "issues"));

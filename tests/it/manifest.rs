@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use apiary_host::{Manifest, Runtime};
+use apiary_host::{Grant, Manifest, Runtime};
 use apiary_tests::{components, test_runtime_config};
 
 fn load(text: &str) -> String {
@@ -57,7 +57,9 @@ fn a_missing_manifest_names_the_path() {
 /// The error of loading the plugin whose manifest is in `dir`.
 fn load_component_error(dir: &Path) -> String {
     let runtime = Runtime::new(test_runtime_config()).unwrap();
-    runtime.load(Manifest::load(dir).unwrap()).unwrap_err().to_string()
+    let manifest = Manifest::load(dir).unwrap();
+    let grant = Grant::local(&manifest.manifest);
+    runtime.load(manifest, grant).unwrap_err().to_string()
 }
 
 #[test]
@@ -71,7 +73,7 @@ fn a_component_with_the_wrong_hash_is_refused() {
     std::fs::write(dir.path().join("plugin.toml"), text).unwrap();
     let err = load_component_error(dir.path());
     assert!(
-        err.contains("sha256:") && err.contains(&format!("the manifest expects {}", "0".repeat(64))),
+        err.contains("sha256:") && err.contains(&format!("expected {}", "0".repeat(64))),
         "{err}"
     );
 }

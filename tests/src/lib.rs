@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use apiary_host::{LoadedManifest, Manifest, Plugin, Runtime, RuntimeConfig};
+use apiary_host::{Grant, LoadedManifest, Manifest, Plugin, Runtime, RuntimeConfig, SecretGrant, StaticSource};
 use bytes::Bytes;
 use http::{HeaderMap, Method, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -15,6 +15,10 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+
+mod pass_store;
+
+pub use pass_store::PassStore;
 
 /// Paths of the components built from `plugins/` and `tests/guest/`.
 pub mod components {
@@ -161,11 +165,23 @@ pub fn manifest(dir: &Path, component: &str, body: &str) -> LoadedManifest {
     Manifest::load(&path).unwrap_or_else(|e| panic!("test manifest: {e}"))
 }
 
-/// The test guest loaded with a manifest of `body` (permissions, limits, ...).
+/// The test guest loaded with a manifest of `body` (permissions, limits, ...), granted what it
+/// asks for except secrets, as `apiary run` on a plugin directory does.
 pub fn test_guest(runtime: &Runtime, body: &str) -> Plugin {
+    test_guest_granted(runtime, body, Grant::local)
+}
+
+/// The test guest loaded with a manifest of `body` and the grant `grant` makes of it.
+pub fn test_guest_granted(runtime: &Runtime, body: &str, grant: impl FnOnce(&Manifest) -> Grant) -> Plugin {
     let dir = tempfile::tempdir().unwrap();
     let loaded = manifest(dir.path(), components::TEST_GUEST, body);
+    let grant = grant(&loaded.manifest);
     runtime
-        .load(loaded)
+        .load(loaded, grant)
         .unwrap_or_else(|e| panic!("loading the test guest: {e}"))
+}
+
+/// A secret granted with a fixed value, as an embedder or the demo grants one.
+pub fn static_secret(value: &str) -> SecretGrant {
+    SecretGrant::new(StaticSource::new(value.into()))
 }

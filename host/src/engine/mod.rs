@@ -22,11 +22,14 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use crate::bindings::{self, Plugin as PluginBindings, PluginPre};
 use crate::clock::Clock;
 use crate::config::ConfigCtx;
+use crate::grant::{Grant, GrantError, GrantReport, resolve};
+use crate::guest_text::escape_guest_text;
 use crate::http::{Egress, EgressParts, EgressPolicy, HttpCtx, RunStats};
 use crate::log::LogCtx;
-use crate::manifest::{LoadedManifest, MAX_MEMORY_MIB, ManifestError};
+use crate::manifest::{LoadedManifest, MAX_MEMORY_MIB};
 use crate::output::{OutputCtx, RecordSink};
-use crate::secrets::{MissingSecret, SecretStore, SecretsCtx};
+use crate::secrets::{RunRedactor, SecretsCtx, SourceError};
+use crate::toml_file::ConfigError;
 use crate::state::{MemoryStateStore, StateCtx, StateScope, StateStore};
 use crate::tenant::TenantId;
 use limits::{EpochTicker, MemoryLimiter};
@@ -43,7 +46,7 @@ pub struct RuntimeConfig {
     pub cache_dir: Option<PathBuf>,
     /// Runs that may be live at once.
     pub max_concurrent_runs: u32,
-    /// The egress pipeline's shared parts (secrets, buckets, clock, pool).
+    /// The egress pipeline's shared parts (buckets, clock, pool).
     pub egress: EgressParts,
     /// Where checkpoint state lives.
     pub state: Arc<dyn StateStore>,
@@ -63,9 +66,12 @@ impl Default for RuntimeConfig {
 /// Why a plugin could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    /// The manifest, or the component it names, could not be read.
+    /// The manifest, or the component it names, could not be read, or fails its pin.
     #[error(transparent)]
-    Manifest(#[from] ManifestError),
+    Config(#[from] ConfigError),
+    /// The grant does not let the plugin run (a required secret is not granted).
+    #[error(transparent)]
+    Grant(#[from] GrantError),
     /// The component did not compile or does not fit the `apiary:plugin` world.
     #[error("failed to load component {path}: {message}")]
     Component {
@@ -132,9 +138,9 @@ pub enum RunError {
         /// The trap and, when the guest printed one, its last stderr lines.
         message: String,
     },
-    /// A declared secret has no value in the run's tenant.
+    /// A required secret's source failed before the plugin started.
     #[error(transparent)]
-    MissingSecret(#[from] MissingSecret),
+    SecretUnavailable(#[from] SourceError),
 }
 
 /// A plugin's self-description, from its `describe` export.
@@ -148,9 +154,11 @@ pub struct PluginDescription {
     pub operations: Vec<(String, String)>,
 }
 
-/// A plugin ready to run: its manifest, its policy and its pre-instantiated component.
+/// A plugin ready to run: its manifest, its grant, the policy they resolve to, and its
+/// pre-instantiated component.
 pub struct Plugin {
     manifest: LoadedManifest,
+    grant: Grant,
     policy: Arc<EgressPolicy>,
     pre: PluginPre<RunState>,
 }
@@ -169,9 +177,22 @@ impl Plugin {
         &self.manifest
     }
 
-    /// The plugin's name.
+    /// The plugin's name, as its manifest gives it.
     pub fn name(&self) -> &str {
         &self.manifest.manifest.name
+    }
+
+    /// The plugin's id: the name it is installed under, keying its state, buckets and logs.
+    pub fn id(&self) -> &str {
+        &self.policy.plugin
+    }
+
+    /// What the plugin asks for beside what it is granted, for `apiary inspect`.
+    pub fn grant_report(&self) -> GrantReport<'_> {
+        GrantReport {
+            manifest: &self.manifest.manifest,
+            grant: &self.grant,
+        }
     }
 }
 
@@ -281,6 +302,8 @@ pub(crate) struct RunState {
     config: ConfigCtx,
     state: StateCtx,
     output: OutputCtx,
+    /// Every secret the run holds, for scrubbing its failure text and stderr.
+    redactor: Arc<RunRedactor>,
 }
 
 impl WasiView for RunState {
@@ -311,7 +334,6 @@ pub struct Runtime {
     engine: Engine,
     linker: Linker<RunState>,
     egress: Egress,
-    secrets: Arc<SecretStore>,
     clock: Arc<dyn Clock>,
     state: Arc<dyn StateStore>,
     cache_dir: Option<PathBuf>,
@@ -334,32 +356,27 @@ impl Runtime {
     pub fn new(config: RuntimeConfig) -> Result<Self, EngineError> {
         let engine = Engine::new(&engine_config(config.max_concurrent_runs)).map_err(|e| EngineError(e.to_string()))?;
         let linker = build_linker(&engine).map_err(|e| EngineError(e.to_string()))?;
-        let secrets = config.egress.secrets.clone();
         let clock = config.egress.clock.clone();
         Ok(Self {
             _ticker: EpochTicker::start(engine.clone()),
             egress: Egress::new(config.egress),
             engine,
             linker,
-            secrets,
             clock,
             state: config.state,
             cache_dir: config.cache_dir,
         })
     }
 
-    /// The secret store runs draw from; load values into it before running.
-    pub fn secrets(&self) -> &Arc<SecretStore> {
-        &self.secrets
-    }
-
-    /// Loads the plugin a manifest describes, compiling its component (or reusing the cache).
+    /// Loads the plugin a manifest describes under `grant`, compiling its component (or reusing
+    /// the cache). What its runs may do is what the manifest asks for and the grant allows.
     ///
     /// # Errors
-    /// [`LoadError`] when the component is missing, fails its checksum, or does not fit the world.
-    pub fn load(&self, manifest: LoadedManifest) -> Result<Plugin, LoadError> {
+    /// [`LoadError`] when a required secret is not granted, or the component is missing, fails
+    /// a pin, or does not fit the world.
+    pub fn load(&self, manifest: LoadedManifest, grant: Grant) -> Result<Plugin, LoadError> {
         let path = manifest.component_path();
-        self.load_component(manifest, &path)
+        self.load_component(manifest, grant, &path)
     }
 
     /// Like [`Runtime::load`], with the component read from `component` instead of the
@@ -367,8 +384,9 @@ impl Runtime {
     ///
     /// # Errors
     /// As [`Runtime::load`].
-    pub fn load_component(&self, manifest: LoadedManifest, component: &Path) -> Result<Plugin, LoadError> {
-        let bytes = manifest.read_component(component)?;
+    pub fn load_component(&self, manifest: LoadedManifest, grant: Grant, component: &Path) -> Result<Plugin, LoadError> {
+        let resolved = resolve(&manifest.manifest, &grant)?;
+        let bytes = manifest.read_component(component, grant.pin.as_ref())?;
         let error = |e: wasmtime::Error| LoadError::Component {
             path: component.to_path_buf(),
             message: format!("{e:#}"),
@@ -376,17 +394,25 @@ impl Runtime {
         let compiled = cache::load_or_compile(&self.engine, self.cache_dir.as_deref(), &bytes).map_err(error)?;
         let instance_pre = self.linker.instantiate_pre(&compiled).map_err(error)?;
         let pre = PluginPre::new(instance_pre).map_err(error)?;
-        let policy = Arc::new(EgressPolicy::from_manifest(&manifest.manifest));
-        Ok(Plugin { manifest, policy, pre })
+        let policy = Arc::new(EgressPolicy::new(&manifest.manifest, resolved, &self.clock));
+        Ok(Plugin {
+            manifest,
+            grant,
+            policy,
+            pre,
+        })
     }
 
-    /// Calls the plugin's `describe` export.
+    /// Calls the plugin's `describe` export. It runs with nothing granted: describing itself
+    /// is no reason for a plugin to reach the network or hold a secret. The text it returns is
+    /// the plugin's, escaped for printing.
     ///
     /// # Errors
     /// [`RunError`] when the plugin traps or overruns its limits.
     pub async fn describe(&self, plugin: &Plugin) -> Result<PluginDescription, RunError> {
         let request = RunRequest::new("describe", Arc::new(crate::output::MemorySink::default()));
-        let (mut store, deadline) = self.new_store(plugin, &request);
+        let policy = Arc::new(EgressPolicy::deny_all(plugin.id(), plugin.policy.limits.clone()));
+        let (mut store, deadline) = self.new_store(plugin, &request, policy, RunSecrets::default());
         let info = self
             .call(
                 plugin,
@@ -395,23 +421,29 @@ impl Runtime {
                 async |instance: PluginBindings, store: &mut Store<RunState>| instance.call_describe(store).await,
             )
             .await?;
+        let text = |s: String| escape_guest_text(&s).into_owned();
         Ok(PluginDescription {
-            name: info.name,
-            version: info.version,
-            operations: info.operations.into_iter().map(|o| (o.name, o.summary)).collect(),
+            name: text(info.name),
+            version: text(info.version),
+            operations: info
+                .operations
+                .into_iter()
+                .map(|o| (text(o.name), text(o.summary)))
+                .collect(),
         })
     }
 
     /// Runs one operation of `plugin` to completion, within its memory limit and deadline.
     ///
     /// # Errors
-    /// [`RunError`]: a missing secret (before the plugin starts), a failure the plugin
-    /// reports, or a limit the host enforced.
+    /// [`RunError`]: a required secret whose source fails (before the plugin starts), a
+    /// failure the plugin reports, or a limit the host enforced. Text the plugin wrote is
+    /// scrubbed of the run's secrets and escaped.
     pub async fn run(&self, plugin: &Plugin, request: RunRequest) -> Result<RunReport, RunError> {
-        let declared = &plugin.manifest.manifest.permissions.secrets;
-        self.secrets.check_declared(&request.tenant, declared, None)?;
         let started = Instant::now();
-        let (mut store, deadline) = self.new_store(plugin, &request);
+        let secrets = RunSecrets::fetch(&plugin.policy).await?;
+        let redactor = secrets.redactor.clone();
+        let (mut store, deadline) = self.new_store(plugin, &request, plugin.policy.clone(), secrets);
         let (operation, input) = (request.operation.clone(), request.input.clone());
         let result = self
             .call(
@@ -423,30 +455,31 @@ impl Runtime {
                 },
             )
             .await?;
-        let name = plugin.name().to_string();
+        let name = plugin.id().to_string();
+        let guest = |text: &str| escape_guest_text(&redactor.scrub(text)).into_owned();
         let summary = result.map_err(|error| match error {
             bindings::types::RunError::UnknownOperation(operation) => RunError::UnknownOperation {
                 plugin: name.clone(),
-                operation,
+                operation: guest(&operation),
             },
             bindings::types::RunError::InvalidInput(message) => RunError::InvalidInput {
                 plugin: name.clone(),
-                message,
+                message: guest(&message),
             },
             bindings::types::RunError::Http(error) => RunError::Failed {
                 plugin: name.clone(),
-                message: describe_http_error(&error),
+                message: guest(&describe_http_error(&error)),
             },
             bindings::types::RunError::Failed(message) => RunError::Failed {
                 plugin: name.clone(),
-                message,
+                message: guest(&message),
             },
         })?;
         let stats = &store.data().http.stats;
         let get = |c: &std::sync::atomic::AtomicU64| RunStats::get(c);
         Ok(RunReport {
             pages: summary.pages,
-            message: summary.message,
+            message: summary.message.as_deref().map(guest),
             requests: get(&stats.requests),
             attempts: get(&stats.attempts),
             retries: get(&stats.retries),
@@ -459,9 +492,15 @@ impl Runtime {
         })
     }
 
-    fn new_store(&self, plugin: &Plugin, request: &RunRequest) -> (Store<RunState>, Duration) {
+    fn new_store(
+        &self,
+        plugin: &Plugin,
+        request: &RunRequest,
+        policy: Arc<EgressPolicy>,
+        secrets: RunSecrets,
+    ) -> (Store<RunState>, Duration) {
         let manifest = &plugin.manifest.manifest;
-        let deadline = manifest.limits.deadline;
+        let deadline = policy.limits.deadline;
         let stats = Arc::new(RunStats::default());
         let stderr = MemoryOutputPipe::new(GUEST_STDERR_BYTES);
         // Nothing is granted: no preopened directories, environment, arguments or sockets.
@@ -475,35 +514,37 @@ impl Runtime {
             wasi,
             table: ResourceTable::new(),
             stderr,
-            limiter: MemoryLimiter::new(manifest.limits.memory_mib),
+            limiter: MemoryLimiter::new(policy.limits.memory_mib),
             http: HttpCtx {
                 egress: self.egress.clone(),
                 tenant: request.tenant.clone(),
-                policy: plugin.policy.clone(),
+                policy: policy.clone(),
                 stats: stats.clone(),
                 deadline: Some(self.clock.monotonic() + deadline),
+                redactor: secrets.redactor.clone(),
             },
             secrets: SecretsCtx {
-                store: self.secrets.clone(),
-                tenant: request.tenant.clone(),
-                declared: manifest.permissions.secrets.keys().cloned().collect::<BTreeSet<_>>(),
+                available: secrets.available,
             },
             log: LogCtx {
                 tenant: request.tenant.clone(),
-                plugin: manifest.name.clone(),
+                plugin: policy.plugin.clone(),
+                redactor: secrets.redactor.clone(),
             },
             config: ConfigCtx::new(&manifest.config, &request.config),
             state: StateCtx {
                 store: self.state.clone(),
                 scope: StateScope {
                     tenant: request.tenant.clone(),
-                    plugin: manifest.name.clone(),
+                    plugin: policy.plugin.clone(),
                 },
             },
             output: OutputCtx {
                 sink: request.sink.clone(),
                 stats,
+                redactor: secrets.redactor.clone(),
             },
+            redactor: secrets.redactor,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
@@ -549,23 +590,45 @@ fn classify_trap(plugin: &str, trap: wasmtime::Error, state: &RunState) -> RunEr
         message.push_str(" (after its memory limit was reached)");
     }
     let stderr = state.stderr.contents();
-    let stderr = String::from_utf8_lossy(&stderr);
+    let stderr = state.redactor.scrub(&String::from_utf8_lossy(&stderr));
     let stderr = stderr.trim();
     if !stderr.is_empty() {
+        let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
+        let tail: Vec<String> = tail.into_iter().rev().map(|l| escape_guest_text(l).into_owned()).collect();
         message.push_str("; guest stderr: ");
-        message.push_str(
-            &stderr
-                .lines()
-                .rev()
-                .take(5)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect::<Vec<_>>()
-                .join(" | "),
-        );
+        message.push_str(&tail.join(" | "));
     }
-    RunError::Trap { plugin, message }
+    RunError::Trap {
+        plugin,
+        message: state.redactor.scrub(&message),
+    }
+}
+
+/// The secrets of one run: fetched from their sources before the plugin starts, so a failing
+/// source stops the run early, and so every value is known to the redactor from the start.
+#[derive(Debug, Default)]
+struct RunSecrets {
+    redactor: Arc<RunRedactor>,
+    available: BTreeSet<String>,
+}
+
+impl RunSecrets {
+    async fn fetch(policy: &EgressPolicy) -> Result<Self, SourceError> {
+        let mut secrets = Self::default();
+        for (name, held) in &policy.secrets {
+            match held.value.get().await {
+                Ok(value) => {
+                    secrets.redactor.add(&value);
+                    secrets.available.insert(name.clone());
+                }
+                Err(error) if held.required => return Err(error),
+                Err(error) => {
+                    tracing::warn!(target: "apiary::secrets", plugin = %policy.plugin, secret = %name, %error, "optional secret unavailable");
+                }
+            }
+        }
+        Ok(secrets)
+    }
 }
 
 fn describe_http_error(error: &bindings::http::Error) -> String {

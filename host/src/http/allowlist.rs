@@ -168,13 +168,8 @@ impl fmt::Display for HostPattern {
     }
 }
 
-/// Whether any of `patterns` allows `url`.
-pub fn is_allowed(patterns: &[HostPattern], url: &Url) -> bool {
-    patterns.iter().any(|p| p.matches(url))
-}
-
 /// The allowlist egress layer, outermost: refuses any request whose URL is not absolute
-/// `http`/`https`, carries credentials, or is not matched by the plugin's `permissions.hosts`.
+/// `http`/`https`, carries credentials, or is not both asked for by the plugin and granted to it.
 #[derive(Debug, Clone, Default)]
 pub struct AllowlistLayer;
 
@@ -183,7 +178,7 @@ impl EgressLayer for AllowlistLayer {
         Box::pin(async move {
             let ctx = EgressContext::of(&request)?;
             let url = checked_url(&request)?;
-            if !is_allowed(&ctx.policy.hosts, &url) {
+            if !ctx.policy.hosts.allows(&url) {
                 return Err(EgressError::Denied {
                     destination: destination(&url),
                     plugin: ctx.policy.plugin.clone(),

@@ -7,13 +7,15 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::manifest::{Limits, Manifest, SecretPermission};
+use std::collections::BTreeMap;
+
+use crate::clock::Clock;
+use crate::grant::{Destinations, Resolved};
+use crate::manifest::{Limits, Manifest};
 use crate::ratelimit::RateLimitConfig;
 use crate::retry::RetryPolicy;
-use crate::secrets::{SecretAttachment, SecretError};
+use crate::secrets::{HeldSecret, RunRedactor, SecretAttachment, SecretError};
 use crate::tenant::TenantId;
-
-use super::HostPattern;
 
 /// A request entering the egress pipeline: standard `http` types with a buffered body, so any
 /// entry point (the plugin's `http` interface, later `wasi:http`) can feed the same pipeline.
@@ -22,33 +24,55 @@ pub type EgressRequest = http::Request<Bytes>;
 /// A response leaving the egress pipeline, body buffered.
 pub type EgressResponse = http::Response<Bytes>;
 
-/// What a plugin's manifest allows its requests, resolved once per loaded plugin.
+/// What a plugin's requests may do: its request intersected with its grant, resolved once per
+/// loaded plugin.
 #[derive(Debug, Clone)]
 pub struct EgressPolicy {
-    /// The plugin's name.
+    /// The plugin's id (its install name; keys buckets and logs).
     pub plugin: String,
     /// Destinations the plugin may reach.
-    pub hosts: Vec<HostPattern>,
-    /// Declared secrets and where each may be sent.
-    pub secrets: std::collections::BTreeMap<String, SecretPermission>,
+    pub hosts: Destinations,
+    /// Secrets granted, with their placement, destinations and cached source.
+    pub secrets: BTreeMap<String, Arc<HeldSecret>>,
     /// The retry policy.
     pub retry: RetryPolicy,
-    /// Declared rate limits.
+    /// Rate limits: the plugin's and the operator's.
     pub ratelimits: Vec<RateLimitConfig>,
     /// Timeouts and size caps.
     pub limits: Limits,
 }
 
 impl EgressPolicy {
-    /// The policy a manifest declares.
-    pub fn from_manifest(manifest: &Manifest) -> Self {
+    /// The policy of a plugin whose manifest is `manifest`, with the permissions `resolved`;
+    /// secret values are cached on `clock`.
+    pub fn new(manifest: &Manifest, resolved: Resolved, clock: &Arc<dyn Clock>) -> Self {
+        let secrets = resolved
+            .secrets
+            .into_iter()
+            .map(|(name, secret)| {
+                let held = HeldSecret::new(&name, secret, clock.clone());
+                (name, Arc::new(held))
+            })
+            .collect();
         Self {
-            plugin: manifest.name.clone(),
-            hosts: manifest.permissions.hosts.clone(),
-            secrets: manifest.permissions.secrets.clone(),
+            plugin: resolved.plugin_id,
+            hosts: resolved.hosts,
+            secrets,
             retry: RetryPolicy::new(manifest.retry.clone()),
-            ratelimits: manifest.ratelimit.clone(),
-            limits: manifest.limits.clone(),
+            ratelimits: resolved.ratelimits,
+            limits: resolved.limits,
+        }
+    }
+
+    /// A policy that allows nothing, for `describe()`, which must not make requests.
+    pub fn deny_all(plugin: &str, limits: Limits) -> Self {
+        Self {
+            plugin: plugin.to_string(),
+            hosts: Destinations::new(Vec::new()),
+            secrets: BTreeMap::new(),
+            retry: RetryPolicy::new(crate::retry::RetryConfig::default()),
+            ratelimits: Vec::new(),
+            limits,
         }
     }
 }
@@ -75,6 +99,8 @@ pub struct EgressContext {
     pub policy: Arc<EgressPolicy>,
     /// Secrets to attach.
     pub secrets: Vec<SecretAttachment>,
+    /// The run's redactor: every secret the run holds, scrubbed from every response.
+    pub redactor: Arc<RunRedactor>,
     /// The request's options.
     pub options: RequestOptions,
     /// The run's counters.
@@ -92,6 +118,7 @@ impl EgressContext {
             tenant,
             policy,
             secrets: Vec::new(),
+            redactor: Arc::default(),
             options: RequestOptions::default(),
             stats: Arc::default(),
             call: Arc::default(),

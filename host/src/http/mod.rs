@@ -7,22 +7,22 @@
 //! - [`stage`](EgressLayer): how a layer plugs into the pipeline.
 //! - [`timeout`](TimeoutLayer): the per-attempt timeout.
 //! - [`pipeline`](Egress): the layer stack, built once per process.
-//! - `host`: the WIT glue, converting between the plugin's records and `http` types.
+//! - `glue`: the WIT glue, converting between the plugin's records and `http` types.
 
 mod allowlist;
 mod client;
 mod egress;
-mod host;
+mod glue;
 mod pipeline;
 mod stage;
 mod timeout;
 
-pub use allowlist::{AllowlistLayer, HostPattern, HostPatternError, destination, is_allowed};
+pub use allowlist::{AllowlistLayer, HostPattern, HostPatternError, destination};
 pub use client::{CONNECT_TIMEOUT, POOL_IDLE_TIMEOUT, POOL_MAX_IDLE_PER_HOST, PooledClient};
 pub use egress::{
     CallStats, EgressContext, EgressError, EgressPolicy, EgressRequest, EgressResponse, RequestOptions, RunStats,
 };
-pub(crate) use host::{HttpCtx, add_to_linker};
+pub(crate) use glue::{HttpCtx, add_to_linker};
 pub use pipeline::{Egress, EgressParts};
 pub use stage::{EgressFuture, EgressLayer, EgressService, stage};
 pub use timeout::TimeoutLayer;

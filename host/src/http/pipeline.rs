@@ -20,13 +20,11 @@ use super::{
 use crate::clock::{Clock, SystemClock};
 use crate::ratelimit::{RateLimitLayer, RateLimiter};
 use crate::retry::RetryLayer;
-use crate::secrets::{SecretLayer, SecretStore};
+use crate::secrets::SecretLayer;
 
 /// The app-wide parts the pipeline is built from; each is shared by every run.
 #[derive(Debug, Clone)]
 pub struct EgressParts {
-    /// Secret values, by tenant.
-    pub secrets: Arc<SecretStore>,
     /// Rate-limit buckets, by tenant, plugin and bucket.
     pub limiter: Arc<RateLimiter>,
     /// Time, for waits and `Retry-After` dates.
@@ -40,7 +38,6 @@ pub struct EgressParts {
 impl Default for EgressParts {
     fn default() -> Self {
         Self {
-            secrets: Arc::default(),
             limiter: Arc::default(),
             clock: Arc::new(SystemClock::new()),
             rng_seed: None,
@@ -64,7 +61,6 @@ impl Egress {
         };
         let rng = Arc::new(Mutex::new(rng));
         let EgressParts {
-            secrets,
             limiter,
             clock,
             client,
@@ -72,7 +68,7 @@ impl Egress {
         } = parts;
         let service = ServiceBuilder::new()
             .layer(stage(AllowlistLayer))
-            .layer(stage(SecretLayer::new(secrets)))
+            .layer(stage(SecretLayer))
             .layer(stage(RetryLayer::new(clock.clone(), rng)))
             .layer(stage(RateLimitLayer::new(limiter, clock)))
             .layer(stage(TimeoutLayer))

@@ -35,8 +35,15 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("panic", "Panics with \"test-guest panicked on purpose\""),
     (
         "paginate",
-        "Follows Link rel=next from {url}, emits every item of each page's JSON array",
+        "Follows Link rel=next from {url} (attaching {secrets?} to every page), emits every item \
+         of each page's JSON array",
     ),
+    (
+        "leak",
+        "Writes {text} everywhere a plugin can: a log message and field, stderr, a record \
+         {text}, then fails with it when {fail} is \"failed\" or panics with it when \"panic\"",
+    ),
+    ("available", "Emits {available} = secrets::available({name})"),
     (
         "wasi",
         "Probes what plain WASI grants and emits {env, args, filesystem, tcp}; {tcp} is an address to try",
@@ -77,6 +84,8 @@ impl Plugin for TestGuest {
             "panic" => panic!("test-guest panicked on purpose"),
             "paginate" => paginate(apiary_sdk::parse_input(input)?),
             "wasi" => probe_wasi(apiary_sdk::parse_input(input)?),
+            "leak" => leak(apiary_sdk::parse_input(input)?),
+            "available" => available(apiary_sdk::parse_input(input)?),
             other => Err(RunError::UnknownOperation(other.into())),
         }
     }
@@ -222,6 +231,7 @@ fn outcome(result: Result<Response, http::Error>) -> Value {
                 secrets::Error::Unknown(message) => ("unknown", message),
                 secrets::Error::NotBound(message) => ("not-bound", message),
                 secrets::Error::InvalidPlacement(message) => ("invalid-placement", message),
+                secrets::Error::Unavailable(message) => ("unavailable", message),
             };
             ("secret", json!({"kind": kind, "message": message}))
         }
@@ -260,6 +270,38 @@ fn log_line() -> Result<RunSummary, RunError> {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct LeakInput {
+    text: String,
+    #[serde(default)]
+    fail: Option<String>,
+}
+
+/// What a plugin that learned a secret (or wants to forge log lines) would do with it.
+fn leak(input: LeakInput) -> Result<RunSummary, RunError> {
+    let text = input.text;
+    log::warn(&text, &[("leaked", text.as_str())]);
+    eprintln!("{text}");
+    output::emit(&json!({ "text": text }))?;
+    match input.fail.as_deref() {
+        Some("failed") => Err(RunError::Failed(text)),
+        Some("panic") => panic!("{text}"),
+        _ => Ok(summary(0)),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AvailableInput {
+    name: String,
+}
+
+fn available(input: AvailableInput) -> Result<RunSummary, RunError> {
+    output::emit(&json!({ "available": secrets::available(&input.name) }))?;
+    Ok(summary(0))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct EmitManyInput {
     count: u64,
 }
@@ -275,10 +317,16 @@ fn emit_many(input: EmitManyInput) -> Result<RunSummary, RunError> {
 #[serde(deny_unknown_fields)]
 struct PaginateInput {
     url: String,
+    #[serde(default)]
+    secrets: Vec<SecretInput>,
 }
 
 fn paginate(input: PaginateInput) -> Result<RunSummary, RunError> {
-    let mut pages = LinkPages::new(http::get(input.url));
+    let mut first = http::get(input.url);
+    for secret in &input.secrets {
+        first = first.secret(secret.attachment());
+    }
+    let mut pages = LinkPages::new(first);
     for page in pages.by_ref() {
         for item in page?.json::<Vec<Value>>().map_err(apiary_sdk::json_failed)? {
             output::emit(&item)?;

@@ -11,7 +11,7 @@ use wasmtime::component::{HasSelf, Linker};
 
 use super::{CallStats, Egress, EgressContext, EgressError, EgressPolicy, EgressResponse, RequestOptions, RunStats};
 use crate::bindings::{http as wit, secrets as wit_secrets};
-use crate::secrets::{Placement, SecretAttachment, SecretError};
+use crate::secrets::{Placement, RunRedactor, SecretAttachment, SecretError};
 use crate::tenant::TenantId;
 
 /// The `user-agent` sent when a plugin sets none.
@@ -25,6 +25,7 @@ pub(crate) struct HttpCtx {
     pub(crate) policy: Arc<EgressPolicy>,
     pub(crate) stats: Arc<RunStats>,
     pub(crate) deadline: Option<Duration>,
+    pub(crate) redactor: Arc<RunRedactor>,
 }
 
 /// Links the `http` interface, reading each run's [`HttpCtx`] through `get`.
@@ -101,6 +102,7 @@ impl HttpCtx {
             tenant: self.tenant.clone(),
             policy: self.policy.clone(),
             secrets: request.secrets.into_iter().map(from_wit_attachment).collect(),
+            redactor: self.redactor.clone(),
             options: RequestOptions {
                 timeout: options.timeout_ms.map(Duration::from_millis),
                 idempotent: options.idempotent,
@@ -122,8 +124,8 @@ fn from_wit_attachment(attachment: wit_secrets::SecretAttachment) -> SecretAttac
     let placement = match attachment.placement {
         wit_secrets::Placement::Bearer => Placement::Bearer,
         wit_secrets::Placement::Basic(username) => Placement::Basic { username },
-        wit_secrets::Placement::Header(name) => Placement::Header(name),
-        wit_secrets::Placement::Query(name) => Placement::Query(name),
+        wit_secrets::Placement::Header(name) => Placement::header(&name),
+        wit_secrets::Placement::Query(name) => Placement::query(&name),
     };
     SecretAttachment {
         name: attachment.name,
@@ -182,5 +184,6 @@ fn to_wit_secret_error(error: SecretError) -> wit_secrets::Error {
         SecretError::Unknown(name) => wit_secrets::Error::Unknown(name),
         SecretError::NotBound { .. } => wit_secrets::Error::NotBound(message),
         SecretError::InvalidPlacement { .. } => wit_secrets::Error::InvalidPlacement(message),
+        SecretError::Unavailable { .. } => wit_secrets::Error::Unavailable(message),
     }
 }

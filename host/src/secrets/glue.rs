@@ -2,20 +2,15 @@
 //! for its value.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 use wasmtime::component::{HasSelf, Linker};
 
-use super::SecretStore;
 use crate::bindings::secrets as wit;
-use crate::tenant::TenantId;
 
-/// One run's view of its secrets: the names its manifest declares, in its tenant's scope.
-#[derive(Debug)]
+/// One run's view of its secrets: the names granted whose source gave a value at the start.
+#[derive(Debug, Default)]
 pub(crate) struct SecretsCtx {
-    pub(crate) store: Arc<SecretStore>,
-    pub(crate) tenant: TenantId,
-    pub(crate) declared: BTreeSet<String>,
+    pub(crate) available: BTreeSet<String>,
 }
 
 /// Links the `secrets` interface, reading each run's [`SecretsCtx`] through `get`.
@@ -28,6 +23,6 @@ pub(crate) fn add_to_linker<T: Send + 'static>(
 
 impl wit::Host for SecretsCtx {
     async fn available(&mut self, name: String) -> wasmtime::Result<bool> {
-        Ok(self.declared.contains(&name) && self.store.get(&self.tenant, &name).is_some())
+        Ok(self.available.contains(&name))
     }
 }
