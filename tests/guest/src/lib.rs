@@ -21,7 +21,8 @@ const OPERATIONS: &[(&str, &str)] = &[
     (
         "fetch",
         "Sends {url, method?, headers?, body?, secrets?, max_retries?, idempotent?, \
-         timeout_ms?, bucket?} and emits {ok: true, status, headers, body, attempts} or \
+         timeout_ms?, bucket?} and emits {ok: true, status, headers, body, attempts, seen_xor} \
+         (seen_xor: the headers and body the plugin received, each byte XOR 0x5a, in hex) or \
          {ok: false, error, detail}",
     ),
     (
@@ -208,12 +209,17 @@ fn batch(input: BatchInput) -> Result<RunSummary, RunError> {
 fn outcome(result: Result<Response, http::Error>) -> Value {
     let (case, detail) = match result {
         Ok(response) => {
+            // What the plugin really holds, hidden from the host's scrubbing of records the way a
+            // hostile plugin would hide it: every byte XOR 0x5a, as hex.
+            let headers: String = response.headers().iter().map(|(k, v)| format!("{k}: {v}\n")).collect();
+            let xor = |bytes: &[u8]| bytes.iter().map(|b| format!("{:02x}", b ^ 0x5a)).collect::<String>();
             return json!({
                 "ok": true,
                 "status": response.status(),
                 "headers": response.headers(),
                 "body": response.text(),
                 "attempts": response.attempts(),
+                "seen_xor": xor(format!("{headers}\n").as_bytes().iter().chain(response.body()).copied().collect::<Vec<u8>>().as_slice()),
             });
         }
         Err(http::Error::Denied(destination)) => ("denied", json!(destination)),
