@@ -194,7 +194,8 @@ impl Cli {
             },
             ..RuntimeConfig::default()
         };
-        let operator = OperatorConfig::discover(self.operator.as_deref()).context("failed to load the operator file")?;
+        let operator =
+            OperatorConfig::discover(self.operator.as_deref()).context("failed to load the operator file")?;
         match self.command {
             Command::Run(command) => command.execute(config, operator.as_ref()).await,
             Command::Inspect(command) => command.execute(config, operator.as_ref()).await,
@@ -265,9 +266,10 @@ impl SecretFlags {
                         path: file.clone(),
                         key: Some(name.clone()),
                     };
-                    grant
-                        .secrets
-                        .insert(name.clone(), SecretGrant::from_arc(spec.into_source(name, DEFAULT_COMMAND_TIMEOUT)));
+                    grant.secrets.insert(
+                        name.clone(),
+                        SecretGrant::from_arc(spec.into_source(name, DEFAULT_COMMAND_TIMEOUT)),
+                    );
                 } else if keys.contains(&name.to_ascii_uppercase()) && !grant.secrets.contains_key(name) {
                     bail!(
                         "{}: the key `{}` is an environment-variable name; the keys of --env-file are secret names: write `{name}=...`",
@@ -318,7 +320,13 @@ impl RunCommand {
             None => Arc::new(MemoryStateStore::default()),
         };
         let runtime = Runtime::new(config)?;
-        let plugin = load_plugin(&runtime, operator, &self.plugin, &self.grants, self.component.as_deref())?;
+        let plugin = load_plugin(
+            &runtime,
+            operator,
+            &self.plugin,
+            &self.grants,
+            self.component.as_deref(),
+        )?;
         let sink = Arc::new(NdjsonSink::new(std::io::stdout()));
         let request = RunRequest {
             tenant,
@@ -353,7 +361,13 @@ impl InspectCommand {
     /// fails to describe itself.
     pub async fn execute(self, config: RuntimeConfig, operator: Option<&OperatorConfig>) -> anyhow::Result<()> {
         let runtime = Runtime::new(config)?;
-        let plugin = load_plugin(&runtime, operator, &self.plugin, &self.grants, self.component.as_deref())?;
+        let plugin = load_plugin(
+            &runtime,
+            operator,
+            &self.plugin,
+            &self.grants,
+            self.component.as_deref(),
+        )?;
         let description = runtime.describe(&plugin).await?;
         let manifest = plugin.manifest();
         println!("name:        {} {}", manifest.manifest.name, manifest.manifest.version);

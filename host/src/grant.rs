@@ -233,7 +233,10 @@ pub struct Resolved {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GrantError {
     /// A secret the plugin requires is not granted.
-    #[error("plugin `{plugin}` requires the secret `{secret}`, which is not granted: {}", grant_hint(origin, plugin, secret))]
+    #[error(
+        "plugin `{plugin}` requires the secret `{secret}`, which is not granted: {}",
+        grant_hint(origin, plugin, secret)
+    )]
     SecretNotGranted {
         /// The plugin's id.
         plugin: String,
@@ -262,9 +265,7 @@ fn grant_hint(origin: &GrantOrigin, plugin: &str, secret: &str) -> String {
 
 /// Whether `id` can name a plugin's state file and buckets.
 pub(crate) fn is_valid_plugin_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 128
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    !id.is_empty() && id.len() <= 128 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 /// Intersects what `manifest` asks for with what `grant` gives.
@@ -333,7 +334,13 @@ impl fmt::Display for GrantReport<'_> {
         writeln!(f, "granted by:  {granted_by}")?;
         writeln!(f, "\n{:<40} {:<10} granted", "hosts", "requested")?;
         for pattern in &asked.hosts {
-            writeln!(f, "  {:<38} {:<10} {}", pattern.to_string(), "yes", coverage(pattern, &grant.hosts))?;
+            writeln!(
+                f,
+                "  {:<38} {:<10} {}",
+                pattern.to_string(),
+                "yes",
+                coverage(pattern, &grant.hosts)
+            )?;
         }
         for pattern in grant.hosts.iter().filter(|g| !asked.hosts.iter().any(|a| a.covers(g))) {
             writeln!(f, "  {:<38} {:<10} yes (not used)", pattern.to_string(), "no")?;
@@ -355,7 +362,11 @@ impl fmt::Display for GrantReport<'_> {
                 None => "no".to_string(),
             };
             let required = if request.required { "yes" } else { "no" };
-            writeln!(f, "  {name:<18} {:<24} {required:<9} {granted}", request.placement.to_string())?;
+            writeln!(
+                f,
+                "  {name:<18} {:<24} {required:<9} {granted}",
+                request.placement.to_string()
+            )?;
             let hosts: Vec<String> = request.hosts.iter().map(ToString::to_string).collect();
             writeln!(f, "  {:<18} sent only to {}", "", hosts.join(", "))?;
         }
@@ -398,7 +409,11 @@ impl fmt::Display for GrantReport<'_> {
             ),
         ];
         for (name, asked, cap, effective) in rows {
-            writeln!(f, "  {name:<18} {asked:<14} {:<14} {effective}", cap.as_deref().unwrap_or("-"))?;
+            writeln!(
+                f,
+                "  {name:<18} {asked:<14} {:<14} {effective}",
+                cap.as_deref().unwrap_or("-")
+            )?;
         }
         for (who, rules) in [("plugin", &self.manifest.ratelimit), ("operator", &grant.ratelimits)] {
             for rule in rules {
@@ -457,14 +472,27 @@ mod tests {
 
     #[test]
     fn a_run_may_reach_only_hosts_both_asked_for_and_granted() {
-        let grant = Grant::new("crm").host("http://127.0.0.1:8080".parse().unwrap()).secret("key", secret());
+        let grant = Grant::new("crm")
+            .host("http://127.0.0.1:8080".parse().unwrap())
+            .secret("key", secret());
         let resolved = resolve(&manifest(""), &grant).unwrap();
         assert!(resolved.hosts.allows(&url("http://127.0.0.1:8080/x")));
-        assert!(!resolved.hosts.allows(&url("http://127.0.0.1:9090/x")), "asked for, not granted");
-        assert!(!resolved.hosts.allows(&url("https://api.crm.example/")), "asked for, not granted");
-        let grant = Grant::new("crm").host("https://evil.example".parse().unwrap()).secret("key", secret());
+        assert!(
+            !resolved.hosts.allows(&url("http://127.0.0.1:9090/x")),
+            "asked for, not granted"
+        );
+        assert!(
+            !resolved.hosts.allows(&url("https://api.crm.example/")),
+            "asked for, not granted"
+        );
+        let grant = Grant::new("crm")
+            .host("https://evil.example".parse().unwrap())
+            .secret("key", secret());
         let resolved = resolve(&manifest(""), &grant).unwrap();
-        assert!(!resolved.hosts.allows(&url("https://evil.example/")), "granted, never asked for");
+        assert!(
+            !resolved.hosts.allows(&url("https://evil.example/")),
+            "granted, never asked for"
+        );
     }
 
     #[test]
@@ -475,13 +503,18 @@ mod tests {
         let resolved = resolve(&manifest(""), &grant).unwrap();
         let key = &resolved.secrets["key"];
         assert!(key.destinations.allows(&url("http://127.0.0.1:1/")));
-        assert!(!key.destinations.allows(&url("https://api.crm.example/")), "the operator narrowed it");
+        assert!(
+            !key.destinations.allows(&url("https://api.crm.example/")),
+            "the operator narrowed it"
+        );
         assert_eq!(key.placement, Placement::Bearer);
     }
 
     #[test]
     fn a_required_secret_not_granted_names_who_should_grant_it() {
-        let err = resolve(&manifest(""), &Grant::local(&manifest(""))).unwrap_err().to_string();
+        let err = resolve(&manifest(""), &Grant::local(&manifest("")))
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             err,
             "plugin `crm-sync` requires the secret `key`, which is not granted: pass --secret key=SOURCE \
@@ -522,7 +555,11 @@ mod tests {
         });
         let resolved = resolve(&manifest(""), &grant).unwrap();
         assert_eq!(resolved.limits.memory_mib, 128, "capped");
-        assert_eq!(resolved.limits.deadline, Duration::from_secs(3600), "asked for less than the cap");
+        assert_eq!(
+            resolved.limits.deadline,
+            Duration::from_secs(3600),
+            "asked for less than the cap"
+        );
         assert_eq!(resolved.ratelimits.len(), 1);
     }
 
@@ -546,7 +583,10 @@ mod tests {
         .to_string();
         assert!(report.contains("https://api.crm.example:443"), "{report}");
         let line = |needle: &str| report.lines().find(|l| l.contains(needle)).unwrap().to_string();
-        assert!(line("https://api.crm.example:443").trim_end().ends_with("no"), "{report}");
+        assert!(
+            line("https://api.crm.example:443").trim_end().ends_with("no"),
+            "{report}"
+        );
         assert!(line("http://127.0.0.1:*").trim_end().ends_with("partly"), "{report}");
         assert!(line("  key").contains("NO: the plugin cannot run"), "{report}");
         assert!(line("memory_mib").contains("512"), "{report}");

@@ -48,7 +48,10 @@ mod tests {
 
     #[test]
     fn controls_and_bidi_are_escaped_and_text_kept() {
-        assert_eq!(escape_guest_text("a\tb\r\nc\u{7f}\u{9b}31m"), "a\\tb\\r\\nc\\u{7f}\\u{9b}31m");
+        assert_eq!(
+            escape_guest_text("a\tb\r\nc\u{7f}\u{9b}31m"),
+            "a\\tb\\r\\nc\\u{7f}\\u{9b}31m"
+        );
         assert_eq!(escape_guest_text("abc\u{202e}cba"), "abc\\u{202e}cba");
         assert_eq!(escape_guest_text("zürich ✓ 東京"), "zürich ✓ 東京");
     }

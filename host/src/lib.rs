@@ -10,10 +10,10 @@
 //! 2. A [`Grant`] says what the operator allows: hosts, secrets and where each value comes from
 //!    ([`SecretSource`]: `env:`, `dotenv:`, `cmd:`), caps on limits, extra rate limits, the
 //!    plugin's id and its component's pin. [`resolve`] intersects the two.
-//! 3. [`Runtime::load`] resolves the grant (a required secret that is not granted stops here),
-//!    checks the pin, compiles the component (or reuses the on-disk cache) and pre-instantiates
-//!    it against the `apiary:plugin` world.
-//! 4. [`Runtime::run`] reads every granted secret from its source, then gives the run a fresh
+//! 3. [`Runtime::load`] checks the pin, compiles the component (or reuses the on-disk cache),
+//!    pre-instantiates it against the `apiary:plugin` world, and resolves the grant.
+//! 4. [`Runtime::run`] refuses a plugin whose required secret is not granted, reads every
+//!    granted secret from its source (a failing source stops it here), then gives the run a fresh
 //!    store with a memory limit and a deadline and calls the plugin's `run` export. WASI is
 //!    linked with nothing granted.
 //! 5. Every request the plugin sends goes through the one [`Egress`] pipeline: allowlist,
@@ -66,6 +66,11 @@ pub use engine::{
     DEFAULT_MAX_CONCURRENT_RUNS, EPOCH_TICK, EngineError, GUEST_STDERR_BYTES, LoadError, MemoryLimitExceeded, Plugin,
     PluginDescription, RunError, RunReport, RunRequest, Runtime, RuntimeConfig, cache_key, default_cache_dir,
 };
+pub use grant::{
+    Destinations, Grant, GrantError, GrantOrigin, GrantReport, LimitCaps, Resolved, ResolvedSecret, SecretGrant,
+    resolve,
+};
+pub use guest_text::escape_guest_text;
 pub use http::{
     AllowlistLayer, CONNECT_TIMEOUT, CallStats, Egress, EgressContext, EgressError, EgressFuture, EgressLayer,
     EgressParts, EgressPolicy, EgressRequest, EgressResponse, EgressService, HostPattern, HostPatternError,
@@ -73,10 +78,6 @@ pub use http::{
     stage,
 };
 pub use log::MAX_LOG_MESSAGE_BYTES;
-pub use grant::{
-    Destinations, Grant, GrantError, GrantOrigin, GrantReport, LimitCaps, Resolved, ResolvedSecret, SecretGrant, resolve,
-};
-pub use guest_text::escape_guest_text;
 pub use manifest::{
     DEFAULT_DEADLINE, DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MEMORY_MIB, DEFAULT_REQUEST_TIMEOUT,
     Limits, LoadedManifest, MANIFEST_FILE, MAX_MEMORY_MIB, Manifest, Permissions, Pin, SecretRequest,

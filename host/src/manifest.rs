@@ -495,6 +495,9 @@ mod tests {
              [permissions.secrets.x]\nhosts = [\"https://a.example\"]\n"
         );
         let err = parse(&text).unwrap_err().to_string();
-        assert!(err.contains("permissions.secrets.x") && err.contains("missing field `placement`"), "{err}");
+        assert!(
+            err.contains("permissions.secrets.x") && err.contains("missing field `placement`"),
+            "{err}"
+        );
     }
 }

@@ -199,7 +199,11 @@ impl OperatorConfig {
                 field: "plugins".into(),
                 message: format!(
                     "`{plugin}` is not installed (installed: {}); add `[plugins.<id>] path = \"{plugin}\"`",
-                    if installed.is_empty() { "none".to_string() } else { installed.join(", ") }
+                    if installed.is_empty() {
+                        "none".to_string()
+                    } else {
+                        installed.join(", ")
+                    }
                 ),
             }
         })
@@ -300,14 +304,18 @@ source = "dotenv:secrets/crm.env#CRM_KEY"
             .unwrap_err()
             .to_string();
         assert!(
-            err.starts_with("/etc/apiary/apiary.toml:4:10: plugins.x.secrets.tok.source: `vault:…` is not a secret source"),
+            err.starts_with(
+                "/etc/apiary/apiary.toml:4:10: plugins.x.secrets.tok.source: `vault:…` is not a secret source"
+            ),
             "{err}"
         );
         let err = parse("[plugins.x]\npath = \"p\"\nhost = []\n").unwrap_err().to_string();
         assert!(err.contains(":3:1: plugins.x.host: unknown field `host`"), "{err}");
         let err = parse("[plugins.\"a b\"]\npath = \"p\"\n").unwrap_err().to_string();
         assert!(err.contains("plugins.a b: a plugin id is"), "{err}");
-        let err = parse("[plugins.x]\npath = \"p\"\nsha256 = \"abc\"\n").unwrap_err().to_string();
+        let err = parse("[plugins.x]\npath = \"p\"\nsha256 = \"abc\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("plugins.x.sha256: must be 64 hex digits"), "{err}");
     }
 

@@ -97,8 +97,11 @@ pub(crate) mod duration {
     use serde::{Deserialize, Deserializer};
 
     fn parse<E: serde::de::Error>(text: &str) -> Result<Duration, E> {
-        humantime::parse_duration(text)
-            .map_err(|e| E::custom(format!("invalid duration `{text}` ({e}); write it like \"30s\", \"5m\" or \"1h\"")))
+        humantime::parse_duration(text).map_err(|e| {
+            E::custom(format!(
+                "invalid duration `{text}` ({e}); write it like \"30s\", \"5m\" or \"1h\""
+            ))
+        })
     }
 
     pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {

@@ -32,7 +32,9 @@ fn load_plugin(c: &mut Criterion) {
     cached.load(manifest(), Grant::new("bench")).unwrap();
     let mut group = c.benchmark_group("load the github plugin");
     group.sample_size(10);
-    group.bench_function("compile", |b| b.iter(|| uncached.load(manifest(), Grant::new("bench")).unwrap()));
+    group.bench_function("compile", |b| {
+        b.iter(|| uncached.load(manifest(), Grant::new("bench")).unwrap())
+    });
     group.bench_function("from the compile cache", |b| {
         b.iter(|| cached.load(manifest(), Grant::new("bench")).unwrap())
     });

@@ -93,7 +93,10 @@ async fn a_wrong_token_surfaces_as_a_plugin_failure_naming_the_status() {
         err.starts_with("plugin `github` failed:") && err.contains("401"),
         "{err}"
     );
-    assert!(!err.contains("wrong-token-value"), "the token must not leak into errors: {err}");
+    assert!(
+        !err.contains("wrong-token-value"),
+        "the token must not leak into errors: {err}"
+    );
 }
 
 #[tokio::test]

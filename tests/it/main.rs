@@ -8,6 +8,7 @@ mod engine;
 mod github;
 mod guest_capabilities;
 mod manifest;
+mod operator;
 mod pool;
 mod retry_and_ratelimit;
 mod sandbox;

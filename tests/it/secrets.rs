@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use apiary_host::{
-    CommandSource, DEFAULT_COMMAND_TIMEOUT, DEFAULT_SECRET_TTL, Grant, LoadError, RunError, SecretGrant, SourceSpec,
+    CommandSource, DEFAULT_COMMAND_TIMEOUT, DEFAULT_SECRET_TTL, Grant, RunError, SecretGrant, SourceSpec,
 };
 use apiary_tests::{PassStore, TestServer, json as json_response, respond, static_secret, test_guest_granted};
 use base64::Engine as _;
@@ -43,7 +43,9 @@ async fn echo_server() -> TestServer {
 /// What the plugin really received (headers, a blank line, the body), undoing the test guest's
 /// XOR, which hides it from the host's scrubbing of records.
 fn seen_by_plugin(record: &Value) -> String {
-    let hex = record["seen_xor"].as_str().unwrap_or_else(|| panic!("no seen_xor: {record}"));
+    let hex = record["seen_xor"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no seen_xor: {record}"));
     let bytes: Vec<u8> = (0..hex.len() / 2)
         .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap() ^ 0x5a)
         .collect();
@@ -75,7 +77,10 @@ async fn the_bearer_secret_reaches_the_server_but_never_the_guest() {
     result.unwrap();
 
     let received = server.received();
-    assert_eq!(received[0].headers["authorization"], format!("Bearer {SECRET}").as_str());
+    assert_eq!(
+        received[0].headers["authorization"],
+        format!("Bearer {SECRET}").as_str()
+    );
     assert_eq!(
         received[0].headers["accept-encoding"], "identity",
         "a run that holds secrets asks for bodies it can scan"
@@ -105,11 +110,13 @@ async fn every_placement_goes_where_declared_and_is_scrubbed_back() {
         ("{ query = \"api_key\" }", json!({"query": "api_key"})),
         ("{ basic = \"me\" }", json!({"basic": "me"})),
         ("{ header = \"X-Api-Key\" }", json!({"header": "x-api-key"})),
-        ("{ header = \"Authorization\", prefix = \"token \" }", json!({"header": "Authorization"})),
+        (
+            "{ header = \"Authorization\", prefix = \"token \" }",
+            json!({"header": "Authorization"}),
+        ),
     ] {
         let plugin = guest_with_secret(&runtime, &server.url(), declared, SECRET);
-        let input =
-            json!({"url": format!("{}/q?a=1", server.url()), "secrets": [{"name": "tok", "placement": asked}]});
+        let input = json!({"url": format!("{}/q?a=1", server.url()), "secrets": [{"name": "tok", "placement": asked}]});
         let (result, records) = run(&runtime, &plugin, "fetch", input).await;
         result.unwrap();
         let everything = seen_by_plugin(&records[0]);
@@ -123,7 +130,11 @@ async fn every_placement_goes_where_declared_and_is_scrubbed_back() {
         }
     }
     let received = server.received();
-    assert!(received[0].path.ends_with("api_key=tok3n%2FVal%2Bue%3D42%26x%7Ey-0123"), "{}", received[0].path);
+    assert!(
+        received[0].path.ends_with("api_key=tok3n%2FVal%2Bue%3D42%26x%7Ey-0123"),
+        "{}",
+        received[0].path
+    );
     assert_eq!(
         received[1].headers["authorization"],
         format!("Basic {}", STANDARD.encode(format!("me:{SECRET}"))).as_str()
@@ -151,7 +162,10 @@ async fn a_plugin_cannot_attach_a_secret_anywhere_but_its_declared_placement() {
         let message = records[0]["detail"]["message"].as_str().unwrap();
         assert!(message.contains("declared for bearer"), "{message}");
     }
-    assert!(server.received().is_empty(), "nothing may be sent when a secret is refused");
+    assert!(
+        server.received().is_empty(),
+        "nothing may be sent when a secret is refused"
+    );
 }
 
 #[tokio::test]
@@ -172,26 +186,29 @@ async fn a_secret_is_sent_only_where_asked_for_and_granted() {
     let input = json!({"url": server.url(), "secrets": [{"name": "other", "placement": "bearer"}]});
     let (_, records) = run(&runtime, &plugin, "fetch", input).await;
     assert_eq!(records[0]["detail"]["kind"], "unknown");
-    assert!(server.received().is_empty(), "nothing may be sent when a secret is refused");
+    assert!(
+        server.received().is_empty(),
+        "nothing may be sent when a secret is refused"
+    );
 }
 
 #[tokio::test]
-async fn a_required_secret_that_is_not_granted_stops_the_plugin_before_it_loads() {
+async fn a_required_secret_that_is_not_granted_stops_the_run_before_the_plugin_starts() {
     let (runtime, _clock) = runtime_with_clock();
-    let dir = tempfile::tempdir().unwrap();
-    let manifest = apiary_tests::manifest(
-        dir.path(),
-        apiary_tests::components::TEST_GUEST,
+    let plugin = test_guest_granted(
+        &runtime,
         &secret_manifest("http://127.0.0.1:1", "\"bearer\""),
+        Grant::local,
     );
-    let grant = Grant::local(&manifest.manifest);
-    let err = runtime.load(manifest, grant).unwrap_err();
-    assert!(matches!(err, LoadError::Grant(_)), "{err:?}");
+    let (result, records) = run(&runtime, &plugin, "emit-many", json!({"count": 1})).await;
+    let err = result.unwrap_err();
+    assert!(matches!(err, RunError::NotGranted(_)), "{err:?}");
     assert!(
         err.to_string()
             .starts_with("plugin `test-guest` requires the secret `tok`, which is not granted: pass --secret tok="),
         "{err}"
     );
+    assert!(records.is_empty(), "the plugin must not have started");
 }
 
 #[tokio::test]
@@ -205,7 +222,9 @@ async fn an_optional_secret_that_is_not_granted_is_unavailable() {
     let (result, records) = run(&runtime, &plugin, "available", json!({"name": "tok"})).await;
     result.unwrap();
     assert_eq!(records, vec![json!({"available": false})]);
-    let plugin = test_guest_granted(&runtime, &body, |m| Grant::local(m).secret("tok", static_secret(SECRET)));
+    let plugin = test_guest_granted(&runtime, &body, |m| {
+        Grant::local(m).secret("tok", static_secret(SECRET))
+    });
     let (_, records) = run(&runtime, &plugin, "available", json!({"name": "tok"})).await;
     assert_eq!(records, vec![json!({"available": true})]);
 }
@@ -219,7 +238,10 @@ async fn a_secret_shorter_than_eight_bytes_is_refused_before_the_run() {
     let err = result.unwrap_err();
     assert!(matches!(err, RunError::SecretUnavailable(_)), "{err:?}");
     let text = err.to_string();
-    assert!(text.contains("secret `tok`") && text.contains("shorter than the minimum of 8 bytes"), "{text}");
+    assert!(
+        text.contains("secret `tok`") && text.contains("shorter than the minimum of 8 bytes"),
+        "{text}"
+    );
     assert!(!text.contains("abc"), "the error shows the value: {text}");
     assert!(records.is_empty());
 }
@@ -323,7 +345,10 @@ async fn storing_server() -> TestServer {
     let stored: Arc<Mutex<String>> = Arc::default();
     TestServer::start(move |request, _| {
         if request.path.starts_with("/store") {
-            let auth = request.headers.get("authorization").map(|v| v.to_str().unwrap().to_string());
+            let auth = request
+                .headers
+                .get("authorization")
+                .map(|v| v.to_str().unwrap().to_string());
             *stored.lock().unwrap() = auth.unwrap_or_default().trim_start_matches("Bearer ").to_string();
             return respond(204, &[], "");
         }
@@ -366,10 +391,16 @@ async fn no_encoding_of_a_stored_secret_reaches_the_plugin() {
                 !decoded.contains(SECRET) && !text.contains(SECRET),
                 "{path}: {encoding} leaked the secret: {text}"
             );
-            assert!(text.contains("[REDACTED]"), "{path}: {encoding} was not scrubbed: {text}");
+            assert!(
+                text.contains("[REDACTED]"),
+                "{path}: {encoding} was not scrubbed: {text}"
+            );
         }
         let headers = record["headers"].to_string();
-        assert!(!headers.contains("content-encoding"), "{path}: the host decoded the body: {headers}");
+        assert!(
+            !headers.contains("content-encoding"),
+            "{path}: the host decoded the body: {headers}"
+        );
     }
 }
 
@@ -430,18 +461,34 @@ async fn what_the_plugin_writes_is_scrubbed_everywhere() {
     let (result, _) = run(&runtime, &plugin, "leak", json!({"text": leaked, "fail": "panic"})).await;
     let err = result.unwrap_err().to_string();
     assert!(err.contains("guest stderr: k=[REDACTED]"), "{err}");
-    assert!(!err.contains(SECRET) && !err.contains(&STANDARD.encode(SECRET)), "{err}");
+    assert!(
+        !err.contains(SECRET) && !err.contains(&STANDARD.encode(SECRET)),
+        "{err}"
+    );
 
     let text = logs.text();
-    assert!(!text.contains(SECRET) && !text.contains(&STANDARD.encode(SECRET)), "{text}");
+    assert!(
+        !text.contains(SECRET) && !text.contains(&STANDARD.encode(SECRET)),
+        "{text}"
+    );
     let guest_lines: Vec<Value> = logs
         .events()
         .into_iter()
         .filter(|e| e["target"] == "apiary::guest")
         .collect();
     assert_eq!(guest_lines.len(), 2, "{text}");
-    assert!(guest_lines[0]["fields"]["message"].as_str().unwrap().starts_with("k=[REDACTED]"));
-    assert!(guest_lines[0]["fields"]["fields"].as_str().unwrap().contains("[REDACTED]"));
+    assert!(
+        guest_lines[0]["fields"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("k=[REDACTED]")
+    );
+    assert!(
+        guest_lines[0]["fields"]["fields"]
+            .as_str()
+            .unwrap()
+            .contains("[REDACTED]")
+    );
 }
 
 /// Guest text is data: a plugin cannot forge a log line or send terminal escapes.
@@ -454,8 +501,14 @@ async fn a_plugin_cannot_forge_log_lines_or_send_escape_sequences() {
     let forged = "done\n2026-11-28T00:00:00Z  INFO apiary: all clear\x1b[2J\x1b]0;pwned\x07";
     let (result, _) = run(&runtime, &plugin, "leak", json!({"text": forged, "fail": "failed"})).await;
     let err = result.unwrap_err().to_string();
-    assert!(!err.contains('\n') && !err.contains('\x1b') && !err.contains('\x07'), "{err:?}");
-    assert!(err.contains("done\\n2026-11-28T00:00:00Z  INFO apiary: all clear\\u{1b}[2J"), "{err}");
+    assert!(
+        !err.contains('\n') && !err.contains('\x1b') && !err.contains('\x07'),
+        "{err:?}"
+    );
+    assert!(
+        err.contains("done\\n2026-11-28T00:00:00Z  INFO apiary: all clear\\u{1b}[2J"),
+        "{err}"
+    );
     let (result, _) = run(&runtime, &plugin, "leak", json!({"text": forged, "fail": "panic"})).await;
     let err = result.unwrap_err().to_string();
     assert!(!err.contains('\n') && !err.contains('\x1b'), "{err:?}");
@@ -499,7 +552,10 @@ async fn every_use_of_a_secret_is_one_audit_event_without_the_value() {
     assert_eq!(audit[0]["placement"], "bearer");
     assert_eq!(audit[0]["outcome"], "attached");
     assert_eq!(audit[1]["outcome"], "refused-placement");
-    assert_eq!(audit[1]["placement"], "bearer", "the declared placement is what is audited");
+    assert_eq!(
+        audit[1]["placement"], "bearer",
+        "the declared placement is what is audited"
+    );
 }
 
 /// Regression: a `query` placement appended a second parameter when a `Link` URL already carried one.
@@ -509,7 +565,10 @@ async fn a_query_placement_replaces_the_parameter_a_link_url_carries() {
         let mut response = json_response(&json!([{"page": i}]));
         if i == 0 {
             // The API echoes the key into its next link, as some do.
-            let next = format!("<{}?page=2&api_key=stale>; rel=\"next\"", request.path.split('?').next().unwrap());
+            let next = format!(
+                "<{}?page=2&api_key=stale>; rel=\"next\"",
+                request.path.split('?').next().unwrap()
+            );
             response.headers_mut().insert("link", next.parse().unwrap());
         }
         response
@@ -534,10 +593,10 @@ fn pass_grant(store: &PassStore) -> SecretGrant {
     let SourceSpec::Command(argv) = "cmd:pass show apiary/tok".parse().unwrap() else {
         unreachable!()
     };
-    let source = store
-        .env()
-        .into_iter()
-        .fold(CommandSource::new(argv, DEFAULT_COMMAND_TIMEOUT), |source, (key, value)| source.env(key, value));
+    let source = store.env().into_iter().fold(
+        CommandSource::new(argv, DEFAULT_COMMAND_TIMEOUT),
+        |source, (key, value)| source.env(key, value),
+    );
     SecretGrant::new(source)
 }
 

@@ -22,16 +22,16 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use crate::bindings::{self, Plugin as PluginBindings, PluginPre};
 use crate::clock::Clock;
 use crate::config::ConfigCtx;
-use crate::grant::{Grant, GrantError, GrantReport, resolve};
+use crate::grant::{Grant, GrantError, GrantReport, is_valid_plugin_id, resolve};
 use crate::guest_text::escape_guest_text;
 use crate::http::{Egress, EgressParts, EgressPolicy, HttpCtx, RunStats};
 use crate::log::LogCtx;
 use crate::manifest::{LoadedManifest, MAX_MEMORY_MIB};
 use crate::output::{OutputCtx, RecordSink};
 use crate::secrets::{RunRedactor, SecretsCtx, SourceError};
-use crate::toml_file::ConfigError;
 use crate::state::{MemoryStateStore, StateCtx, StateScope, StateStore};
 use crate::tenant::TenantId;
+use crate::toml_file::ConfigError;
 use limits::{EpochTicker, MemoryLimiter};
 
 /// Default number of runs that may be live at once (the pooling allocator's slot count).
@@ -69,7 +69,7 @@ pub enum LoadError {
     /// The manifest, or the component it names, could not be read, or fails its pin.
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// The grant does not let the plugin run (a required secret is not granted).
+    /// The grant names the plugin with an id that cannot key its state and buckets.
     #[error(transparent)]
     Grant(#[from] GrantError),
     /// The component did not compile or does not fit the `apiary:plugin` world.
@@ -138,6 +138,9 @@ pub enum RunError {
         /// The trap and, when the guest printed one, its last stderr lines.
         message: String,
     },
+    /// The grant does not let the plugin run: a secret it requires is not granted.
+    #[error(transparent)]
+    NotGranted(#[from] GrantError),
     /// A required secret's source failed before the plugin started.
     #[error(transparent)]
     SecretUnavailable(#[from] SourceError),
@@ -159,7 +162,9 @@ pub struct PluginDescription {
 pub struct Plugin {
     manifest: LoadedManifest,
     grant: Grant,
-    policy: Arc<EgressPolicy>,
+    /// What runs may do, or why the grant does not let the plugin run (reported by `run`, so
+    /// that `inspect` can still show what is missing).
+    policy: Result<Arc<EgressPolicy>, GrantError>,
     pre: PluginPre<RunState>,
 }
 
@@ -184,7 +189,7 @@ impl Plugin {
 
     /// The plugin's id: the name it is installed under, keying its state, buckets and logs.
     pub fn id(&self) -> &str {
-        &self.policy.plugin
+        &self.grant.plugin_id
     }
 
     /// What the plugin asks for beside what it is granted, for `apiary inspect`.
@@ -369,11 +374,12 @@ impl Runtime {
     }
 
     /// Loads the plugin a manifest describes under `grant`, compiling its component (or reusing
-    /// the cache). What its runs may do is what the manifest asks for and the grant allows.
+    /// the cache). What its runs may do is what the manifest asks for and the grant allows; a
+    /// grant that lacks a required secret is reported when a run is asked for.
     ///
     /// # Errors
-    /// [`LoadError`] when a required secret is not granted, or the component is missing, fails
-    /// a pin, or does not fit the world.
+    /// [`LoadError`] when the plugin id is invalid, or the component is missing, fails a pin,
+    /// or does not fit the world.
     pub fn load(&self, manifest: LoadedManifest, grant: Grant) -> Result<Plugin, LoadError> {
         let path = manifest.component_path();
         self.load_component(manifest, grant, &path)
@@ -384,8 +390,15 @@ impl Runtime {
     ///
     /// # Errors
     /// As [`Runtime::load`].
-    pub fn load_component(&self, manifest: LoadedManifest, grant: Grant, component: &Path) -> Result<Plugin, LoadError> {
-        let resolved = resolve(&manifest.manifest, &grant)?;
+    pub fn load_component(
+        &self,
+        manifest: LoadedManifest,
+        grant: Grant,
+        component: &Path,
+    ) -> Result<Plugin, LoadError> {
+        if !is_valid_plugin_id(&grant.plugin_id) {
+            return Err(GrantError::InvalidPluginId(grant.plugin_id.clone()).into());
+        }
         let bytes = manifest.read_component(component, grant.pin.as_ref())?;
         let error = |e: wasmtime::Error| LoadError::Component {
             path: component.to_path_buf(),
@@ -394,7 +407,8 @@ impl Runtime {
         let compiled = cache::load_or_compile(&self.engine, self.cache_dir.as_deref(), &bytes).map_err(error)?;
         let instance_pre = self.linker.instantiate_pre(&compiled).map_err(error)?;
         let pre = PluginPre::new(instance_pre).map_err(error)?;
-        let policy = Arc::new(EgressPolicy::new(&manifest.manifest, resolved, &self.clock));
+        let policy = resolve(&manifest.manifest, &grant)
+            .map(|resolved| Arc::new(EgressPolicy::new(&manifest.manifest, resolved, &self.clock)));
         Ok(Plugin {
             manifest,
             grant,
@@ -411,7 +425,8 @@ impl Runtime {
     /// [`RunError`] when the plugin traps or overruns its limits.
     pub async fn describe(&self, plugin: &Plugin) -> Result<PluginDescription, RunError> {
         let request = RunRequest::new("describe", Arc::new(crate::output::MemorySink::default()));
-        let policy = Arc::new(EgressPolicy::deny_all(plugin.id(), plugin.policy.limits.clone()));
+        let limits = plugin.grant.limits.apply(&plugin.manifest.manifest.limits);
+        let policy = Arc::new(EgressPolicy::deny_all(plugin.id(), limits));
         let (mut store, deadline) = self.new_store(plugin, &request, policy, RunSecrets::default());
         let info = self
             .call(
@@ -436,14 +451,15 @@ impl Runtime {
     /// Runs one operation of `plugin` to completion, within its memory limit and deadline.
     ///
     /// # Errors
-    /// [`RunError`]: a required secret whose source fails (before the plugin starts), a
-    /// failure the plugin reports, or a limit the host enforced. Text the plugin wrote is
-    /// scrubbed of the run's secrets and escaped.
+    /// [`RunError`]: a required secret that is not granted or whose source fails (before the
+    /// plugin starts), a failure the plugin reports, or a limit the host enforced. Text the
+    /// plugin wrote is scrubbed of the run's secrets and escaped.
     pub async fn run(&self, plugin: &Plugin, request: RunRequest) -> Result<RunReport, RunError> {
         let started = Instant::now();
-        let secrets = RunSecrets::fetch(&plugin.policy).await?;
+        let policy = plugin.policy.clone()?;
+        let secrets = RunSecrets::fetch(&policy).await?;
         let redactor = secrets.redactor.clone();
-        let (mut store, deadline) = self.new_store(plugin, &request, plugin.policy.clone(), secrets);
+        let (mut store, deadline) = self.new_store(plugin, &request, policy, secrets);
         let (operation, input) = (request.operation.clone(), request.input.clone());
         let result = self
             .call(
@@ -594,7 +610,11 @@ fn classify_trap(plugin: &str, trap: wasmtime::Error, state: &RunState) -> RunEr
     let stderr = stderr.trim();
     if !stderr.is_empty() {
         let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
-        let tail: Vec<String> = tail.into_iter().rev().map(|l| escape_guest_text(l).into_owned()).collect();
+        let tail: Vec<String> = tail
+            .into_iter()
+            .rev()
+            .map(|l| escape_guest_text(l).into_owned())
+            .collect();
         message.push_str("; guest stderr: ");
         message.push_str(&tail.join(" | "));
     }

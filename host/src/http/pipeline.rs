@@ -61,10 +61,7 @@ impl Egress {
         };
         let rng = Arc::new(Mutex::new(rng));
         let EgressParts {
-            limiter,
-            clock,
-            client,
-            ..
+            limiter, clock, client, ..
         } = parts;
         let service = ServiceBuilder::new()
             .layer(stage(AllowlistLayer))

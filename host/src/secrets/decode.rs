@@ -22,7 +22,10 @@ pub(crate) fn decode_body(headers: &mut HeaderMap, body: Bytes, max_bytes: u64) 
     let encodings: Vec<String> = headers
         .get_all(CONTENT_ENCODING)
         .iter()
-        .flat_map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned().split(',').map(|s| s.trim().to_ascii_lowercase()).collect::<Vec<_>>())
+        .flat_map(|v| {
+            let list = String::from_utf8_lossy(v.as_bytes()).to_ascii_lowercase();
+            list.split(',').map(|s| s.trim().to_string()).collect::<Vec<_>>()
+        })
         .filter(|e| !e.is_empty() && e != "identity")
         .collect();
     if encodings.is_empty() {
@@ -90,7 +93,10 @@ mod tests {
         let mut zlib = ZlibEncoder::new(Vec::new(), Compression::default());
         zlib.write_all(b"deflated").unwrap();
         let mut h = headers("deflate");
-        assert_eq!(decode_body(&mut h, Bytes::from(zlib.finish().unwrap()), 100).unwrap(), "deflated");
+        assert_eq!(
+            decode_body(&mut h, Bytes::from(zlib.finish().unwrap()), 100).unwrap(),
+            "deflated"
+        );
 
         let twice = gzip(&gzip(b"twice"));
         let mut h = headers("gzip, gzip");

@@ -26,8 +26,7 @@ impl EgressLayer for SecretLayer {
             if ctx.secrets.is_empty() && ctx.redactor.is_empty() {
                 return next.oneshot(request).await;
             }
-            let url =
-                Url::parse(&request.uri().to_string()).map_err(|e| EgressError::InvalidRequest(e.to_string()))?;
+            let url = Url::parse(&request.uri().to_string()).map_err(|e| EgressError::InvalidRequest(e.to_string()))?;
             for attachment in &ctx.secrets {
                 let held = ctx.policy.secrets.get(&attachment.name);
                 let outcome = attach_one(&mut request, attachment, held.map(Arc::as_ref), &url, &ctx).await;

@@ -140,7 +140,9 @@ impl Placement {
             }
             Placement::Header { name, prefix } => {
                 let name = HeaderName::try_from(name.as_str()).map_err(|e| invalid(e.to_string()))?;
-                request.headers_mut().insert(name, header_value(format!("{prefix}{value}"))?);
+                request
+                    .headers_mut()
+                    .insert(name, header_value(format!("{prefix}{value}"))?);
             }
             Placement::Query { param } => {
                 let mut url = Url::parse(&request.uri().to_string()).map_err(|e| invalid(e.to_string()))?;
@@ -151,7 +153,10 @@ impl Placement {
                     .filter(|(k, _)| k != param)
                     .map(|(k, v)| (k.into_owned(), v.into_owned()))
                     .collect();
-                url.query_pairs_mut().clear().extend_pairs(kept).append_pair(param, value);
+                url.query_pairs_mut()
+                    .clear()
+                    .extend_pairs(kept)
+                    .append_pair(param, value);
                 *request.uri_mut() = Uri::try_from(url.as_str()).map_err(|e| invalid(e.to_string()))?;
             }
         }
@@ -276,8 +281,14 @@ mod tests {
         for (text, expected) in [
             (r#"placement = "cookie""#, "unknown placement `cookie`"),
             (r#"placement = { header = "x", query = "y" }"#, "exactly one placement"),
-            (r#"placement = { query = "y", prefix = "p" }"#, "`prefix` goes only with `header`"),
-            (r#"placement = { header = "Host" }"#, "`host` is a header the host controls"),
+            (
+                r#"placement = { query = "y", prefix = "p" }"#,
+                "`prefix` goes only with `header`",
+            ),
+            (
+                r#"placement = { header = "Host" }"#,
+                "`host` is a header the host controls",
+            ),
             (r#"placement = { header = "bad name" }"#, "not a valid header name"),
             (r#"placement = { basic = "a:b" }"#, "cannot contain `:`"),
             (r#"placement = { path = "x" }"#, "unknown placement key `path`"),
