@@ -72,11 +72,25 @@ pub struct SecretFlags {
     pub env_file: Option<PathBuf>,
 }
 
+/// Which plugin a command is about, and what the command line grants it.
+#[derive(Debug, clap::Args)]
+pub struct PluginArgs {
+    /// The plugin: its id in the operator file, or its directory or plugin.toml.
+    pub plugin: String,
+    /// Secrets granted on the command line.
+    #[command(flatten)]
+    pub grants: SecretFlags,
+    /// Use this component instead of the manifest's (or the operator file's) `component`.
+    #[arg(long)]
+    pub component: Option<PathBuf>,
+}
+
 /// `apiary run`.
 #[derive(Debug, clap::Args)]
 pub struct RunCommand {
-    /// The plugin: its id in the operator file, or its directory or plugin.toml.
-    pub plugin: String,
+    /// The plugin, its grants and its component.
+    #[command(flatten)]
+    pub target: PluginArgs,
     /// The operation to run.
     pub operation: String,
     /// The operation's input as JSON, or `@FILE` to read it from a file.
@@ -85,12 +99,6 @@ pub struct RunCommand {
     /// A configuration value, overriding the manifest's `[config]` (repeatable).
     #[arg(long = "config", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub config: Vec<(String, String)>,
-    /// Secrets granted on the command line.
-    #[command(flatten)]
-    pub grants: SecretFlags,
-    /// Use this component instead of the manifest's `component`.
-    #[arg(long)]
-    pub component: Option<PathBuf>,
     /// The tenant the run belongs to.
     #[arg(long, default_value = TenantId::DEFAULT_NAME)]
     pub tenant: String,
@@ -102,14 +110,9 @@ pub struct RunCommand {
 /// `apiary inspect`.
 #[derive(Debug, clap::Args)]
 pub struct InspectCommand {
-    /// The plugin: its id in the operator file, or its directory or plugin.toml.
-    pub plugin: String,
-    /// Secrets granted on the command line, as `run` would grant them.
+    /// The plugin, and what the command line grants it (as `run` would).
     #[command(flatten)]
-    pub grants: SecretFlags,
-    /// Use this component instead of the manifest's `component`.
-    #[arg(long)]
-    pub component: Option<PathBuf>,
+    pub target: PluginArgs,
 }
 
 /// `apiary demo`.
@@ -204,34 +207,32 @@ impl Cli {
     }
 }
 
-/// The plugin `plugin` names (an installed id, or a directory when there is no operator file)
-/// with its grant: the operator file's, or the command line's, plus any flags.
-fn load_plugin(
-    runtime: &Runtime,
-    operator: Option<&OperatorConfig>,
-    plugin: &str,
-    flags: &SecretFlags,
-    component: Option<&Path>,
-) -> anyhow::Result<Plugin> {
-    let (manifest, mut grant, installed_component) = match operator {
-        Some(operator) => {
-            let (id, install) = operator.find(plugin)?;
-            let manifest = Manifest::load(&install.path)?;
-            (manifest, operator.grant(id), install.component.clone())
-        }
-        None => {
-            let manifest = Manifest::load(Path::new(plugin))?;
-            let grant = Grant::local(&manifest.manifest);
-            (manifest, grant, None)
-        }
-    };
-    flags.grant(&manifest.manifest, &mut grant)?;
-    let path = component
-        .map(Path::to_path_buf)
-        .or(installed_component)
-        .unwrap_or_else(|| manifest.component_path());
-    ensure_component(&path)?;
-    Ok(runtime.load_component(manifest, grant, &path)?)
+impl PluginArgs {
+    /// The plugin these arguments name (an installed id, or a directory when there is no
+    /// operator file), loaded with its grant: the operator file's or the command line's, plus
+    /// the secret flags.
+    fn load(&self, runtime: &Runtime, operator: Option<&OperatorConfig>) -> anyhow::Result<Plugin> {
+        let (manifest, mut grant, installed_component) = match operator {
+            Some(operator) => {
+                let (id, install) = operator.find(&self.plugin)?;
+                let manifest = Manifest::load(&install.path)?;
+                (manifest, operator.grant(id), install.component.clone())
+            }
+            None => {
+                let manifest = Manifest::load(Path::new(&self.plugin))?;
+                let grant = Grant::local(&manifest.manifest);
+                (manifest, grant, None)
+            }
+        };
+        self.grants.grant(&manifest.manifest, &mut grant)?;
+        let path = self
+            .component
+            .clone()
+            .or(installed_component)
+            .unwrap_or_else(|| manifest.component_path());
+        ensure_component(&path)?;
+        Ok(runtime.load_component(manifest, grant, &path)?)
+    }
 }
 
 /// Fails with a build hint when the component at `path` does not exist.
@@ -320,13 +321,7 @@ impl RunCommand {
             None => Arc::new(MemoryStateStore::default()),
         };
         let runtime = Runtime::new(config)?;
-        let plugin = load_plugin(
-            &runtime,
-            operator,
-            &self.plugin,
-            &self.grants,
-            self.component.as_deref(),
-        )?;
+        let plugin = self.target.load(&runtime, operator)?;
         let sink = Arc::new(NdjsonSink::new(std::io::stdout()));
         let request = RunRequest {
             tenant,
@@ -361,13 +356,7 @@ impl InspectCommand {
     /// fails to describe itself.
     pub async fn execute(self, config: RuntimeConfig, operator: Option<&OperatorConfig>) -> anyhow::Result<()> {
         let runtime = Runtime::new(config)?;
-        let plugin = load_plugin(
-            &runtime,
-            operator,
-            &self.plugin,
-            &self.grants,
-            self.component.as_deref(),
-        )?;
+        let plugin = self.target.load(&runtime, operator)?;
         let description = runtime.describe(&plugin).await?;
         let manifest = plugin.manifest();
         println!("name:        {} {}", manifest.manifest.name, manifest.manifest.version);

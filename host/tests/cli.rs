@@ -55,6 +55,23 @@ fn numbers(stdout: &str) -> Vec<u64> {
         .collect()
 }
 
+/// `run plugins/github issues` against `api`, with `extra` arguments.
+fn github_run(api: &DemoApi, extra: &[&str]) -> Vec<String> {
+    let base_url = format!("base_url={}", api.base_url());
+    let args = [
+        "run",
+        GITHUB_DIR,
+        "issues",
+        "--input",
+        INPUT,
+        "--config",
+        &base_url,
+        "--component",
+        components::GITHUB_PLUGIN,
+    ];
+    args.iter().chain(extra).map(|a| a.to_string()).collect()
+}
+
 /// Runs `apiary` off the async runtime (the demo API lives on it).
 async fn spawn_apiary(args: Vec<String>, envs: Vec<(String, String)>) -> Output {
     tokio::task::spawn_blocking(move || {
@@ -72,23 +89,8 @@ async fn run_with_an_env_file_of_secret_names_prints_one_ndjson_line_per_issue()
     let dir = tempfile::tempdir().unwrap();
     let env_file = dir.path().join(".env");
     std::fs::write(&env_file, format!("github_token={TOKEN}\nUNRELATED=not-read-value\n")).unwrap();
-    let args = [
-        "run",
-        GITHUB_DIR,
-        "issues",
-        "--input",
-        INPUT,
-        "--config",
-        &format!("base_url={}", api.base_url()),
-        "--env-file",
-        &env_file.display().to_string(),
-        "--component",
-        components::GITHUB_PLUGIN,
-        "--log",
-        "warn",
-    ]
-    .map(String::from);
-    let output = spawn_apiary(args.to_vec(), vec![]).await;
+    let args = github_run(&api, &["--env-file", &env_file.display().to_string(), "--log", "warn"]);
+    let output = spawn_apiary(args, vec![]).await;
     let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
     assert!(output.status.success(), "{stderr}");
     // 25 items, of which #10 and #20 are pull requests.
@@ -106,26 +108,20 @@ async fn run_with_an_env_file_of_secret_names_prints_one_ndjson_line_per_issue()
 async fn secret_flags_grant_from_a_variable_or_a_command_and_every_use_is_audited_as_json() {
     let api = demo_api(5).await;
     for source in ["env:APIARY_CLI_TEST_TOKEN", &format!("cmd:printf {TOKEN}")] {
-        let args = [
-            "run",
-            GITHUB_DIR,
-            "issues",
-            "--input",
-            INPUT,
-            "--config",
-            &format!("base_url={}", api.base_url()),
-            "--secret",
-            &format!("github_token={source}"),
-            "--component",
-            components::GITHUB_PLUGIN,
-            "--log",
-            "apiary::audit=info",
-            "--log-format",
-            "json",
-        ]
-        .map(String::from);
+        let secret = format!("github_token={source}");
+        let args = github_run(
+            &api,
+            &[
+                "--secret",
+                &secret,
+                "--log",
+                "apiary::audit=info",
+                "--log-format",
+                "json",
+            ],
+        );
         let envs = vec![("APIARY_CLI_TEST_TOKEN".to_string(), TOKEN.to_string())];
-        let output = spawn_apiary(args.to_vec(), envs).await;
+        let output = spawn_apiary(args, envs).await;
         let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
         assert!(output.status.success(), "{source}: {stderr}");
         assert_eq!(numbers(&stdout), vec![1, 2, 3, 4, 5], "{source}");
