@@ -532,7 +532,6 @@ mod tests {
     #[test]
     fn an_optional_secret_not_granted_is_left_out() {
         let text = "[permissions.secrets.extra]\nplacement = { query = \"k\" }\nhosts = [\"https://api.crm.example\"]\nrequired = false\n";
-        // The optional secret's table must come after `[limits]` in the manifest text.
         let manifest = manifest(text);
         let resolved = resolve(&manifest, &Grant::local(&manifest).secret("key", secret())).unwrap();
         assert!(resolved.secrets.contains_key("key") && !resolved.secrets.contains_key("extra"));
@@ -570,6 +569,18 @@ mod tests {
         assert_ne!(a.plugin_id, b.plugin_id);
         let err = resolve(&manifest(""), &Grant::new("../etc").secret("key", secret())).unwrap_err();
         assert_eq!(err, GrantError::InvalidPluginId("../etc".into()));
+    }
+
+    #[test]
+    fn no_debug_output_of_a_grant_or_policy_shows_a_value() {
+        let grant = Grant::local(&manifest("")).secret("key", secret());
+        let resolved = resolve(&manifest(""), &grant).unwrap();
+        let clock: Arc<dyn crate::Clock> = Arc::new(crate::ManualClock::new());
+        let policy = crate::EgressPolicy::new(&manifest(""), resolved.clone(), &clock);
+        for text in [format!("{grant:?}"), format!("{resolved:?}"), format!("{policy:?}")] {
+            assert!(!text.contains("static-secret-value"), "{text}");
+            assert!(text.contains("key"), "{text}");
+        }
     }
 
     #[test]
