@@ -12,8 +12,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::demo::{DEMO_REPOSITORY, DemoApi, DemoApiConfig};
 use crate::{
-    DEFAULT_COMMAND_TIMEOUT, FileStateStore, Grant, Manifest, MemoryStateStore, NdjsonSink, OperatorConfig, Plugin,
-    RunRequest, Runtime, RuntimeConfig, SecretGrant, SourceSpec, StateStore, StaticSource, TenantId,
+    FileStateStore, Grant, Manifest, MemoryStateStore, NdjsonSink, OperatorConfig, Plugin, RunRequest, Runtime,
+    RuntimeConfig, SecretGrant, SourceSpec, StateStore, StaticSource, TenantId,
 };
 
 /// Runs WebAssembly plugins that automate third-party APIs.
@@ -267,10 +267,7 @@ impl SecretFlags {
                         path: file.clone(),
                         key: Some(name.clone()),
                     };
-                    grant.secrets.insert(
-                        name.clone(),
-                        SecretGrant::from_arc(spec.into_source(name, DEFAULT_COMMAND_TIMEOUT)),
-                    );
+                    grant.secrets.insert(name.clone(), SecretGrant::from_spec(name, spec));
                 } else if keys.contains(&name.to_ascii_uppercase()) && !grant.secrets.contains_key(name) {
                     bail!(
                         "{}: the key `{}` is an environment-variable name; the keys of --env-file are secret names: write `{name}=...`",
@@ -288,10 +285,9 @@ impl SecretFlags {
                     if asked.is_empty() { "none".to_string() } else { names() }
                 );
             }
-            grant.secrets.insert(
-                name.clone(),
-                SecretGrant::from_arc(spec.clone().into_source(name, DEFAULT_COMMAND_TIMEOUT)),
-            );
+            grant
+                .secrets
+                .insert(name.clone(), SecretGrant::from_spec(name, spec.clone()));
         }
         Ok(())
     }

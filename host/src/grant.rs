@@ -40,7 +40,7 @@ use url::Url;
 use crate::http::HostPattern;
 use crate::manifest::{Limits, Manifest, Pin};
 use crate::ratelimit::RateLimitConfig;
-use crate::secrets::{DEFAULT_SECRET_TTL, Placement, SecretSource};
+use crate::secrets::{DEFAULT_COMMAND_TIMEOUT, DEFAULT_SECRET_TTL, Placement, SecretSource, SourceSpec};
 use crate::toml_file::duration;
 
 /// Who granted: named in errors so the fix is obvious.
@@ -127,6 +127,20 @@ impl SecretGrant {
     /// A grant of the value `source` reads, re-read every [`DEFAULT_SECRET_TTL`].
     pub fn new(source: impl SecretSource + 'static) -> Self {
         Self::from_arc(Arc::new(source))
+    }
+
+    /// A grant of the value `spec` points at (`env:VAR`, `dotenv:FILE[#KEY]`, `cmd:PROGRAM ARGS`)
+    /// for the secret `name`, which is a `dotenv:` file's default key; a `cmd:` source may run
+    /// for [`DEFAULT_COMMAND_TIMEOUT`](crate::DEFAULT_COMMAND_TIMEOUT).
+    ///
+    /// ```
+    /// use apiary_host::SecretGrant;
+    ///
+    /// let grant = SecretGrant::from_spec("github_token", "cmd:pass show apiary/github".parse().unwrap());
+    /// assert_eq!(grant.source.describe(), "cmd:pass show apiary/github");
+    /// ```
+    pub fn from_spec(name: &str, spec: SourceSpec) -> Self {
+        Self::from_arc(spec.into_source(name, DEFAULT_COMMAND_TIMEOUT))
     }
 
     /// As [`SecretGrant::new`], for a shared source.

@@ -23,14 +23,15 @@
 //!    records. Everything the plugin writes is scrubbed of its secrets and escaped.
 //!
 //! ```no_run
-//! use apiary_host::{CommandSource, Grant, Manifest, NdjsonSink, RunRequest, Runtime, RuntimeConfig, SecretGrant};
+//! use apiary_host::{Grant, Manifest, NdjsonSink, RunRequest, Runtime, RuntimeConfig, SecretGrant};
 //! use std::{path::Path, sync::Arc};
 //!
 //! # async fn demo() -> anyhow::Result<()> {
 //! let runtime = Runtime::new(RuntimeConfig::default())?;
 //! let manifest = Manifest::load(Path::new("plugins/github"))?;
-//! let grant = Grant::local(&manifest.manifest)
-//!     .secret("github_token", SecretGrant::new("cmd:pass show apiary/github".parse::<apiary_host::SourceSpec>()?.into_source("github_token", apiary_host::DEFAULT_COMMAND_TIMEOUT)));
+//! // The operator's decision: the hosts the plugin asks for, and its token from `pass`.
+//! let token = SecretGrant::from_spec("github_token", "cmd:pass show apiary/github".parse()?);
+//! let grant = Grant::local(&manifest.manifest).secret("github_token", token);
 //! let plugin = runtime.load(manifest, grant)?;
 //! let sink = Arc::new(NdjsonSink::new(std::io::stdout()));
 //! let request = RunRequest::new("issues", sink).input(r#"{"owner":"rust-lang","repo":"rust"}"#);

@@ -323,12 +323,15 @@ impl WasiView for RunState {
 /// Runs plugins: owns the engine, the linker and the app-wide egress pipeline.
 ///
 /// ```no_run
-/// use apiary_host::{Manifest, MemorySink, RunRequest, Runtime, RuntimeConfig};
+/// use apiary_host::{Grant, Manifest, MemorySink, RunRequest, Runtime, RuntimeConfig, SecretGrant};
 /// use std::{path::Path, sync::Arc};
 ///
 /// # async fn demo() -> anyhow::Result<()> {
 /// let runtime = Runtime::new(RuntimeConfig::default())?;
-/// let plugin = runtime.load(Manifest::load(Path::new("plugins/github"))?)?;
+/// let manifest = Manifest::load(Path::new("plugins/github"))?;
+/// let token = SecretGrant::from_spec("github_token", "env:GITHUB_TOKEN".parse()?);
+/// let grant = Grant::local(&manifest.manifest).secret("github_token", token);
+/// let plugin = runtime.load(manifest, grant)?;
 /// let sink = MemorySink::default();
 /// let request = RunRequest::new("issues", Arc::new(sink.clone())).input(r#"{"owner":"o","repo":"r"}"#);
 /// let report = runtime.run(&plugin, request).await?;
