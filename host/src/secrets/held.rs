@@ -56,9 +56,12 @@ impl RunRedactor {
         self.read().is_empty()
     }
 
-    /// A snapshot of the redactor, for scrubbing without holding the lock.
-    pub fn snapshot(&self) -> Redactor {
-        self.read().clone()
+    /// Scrubs a response's headers in place and returns its body scrubbed (the same `Bytes`
+    /// when it holds no secret).
+    pub fn scrub_response(&self, headers: &mut http::HeaderMap, body: bytes::Bytes) -> bytes::Bytes {
+        let redactor = self.read();
+        redactor.scrub_headers(headers);
+        redactor.scrub_body(body)
     }
 
     /// `text` with every secret scrubbed.

@@ -45,9 +45,7 @@ impl EgressLayer for SecretLayer {
                 .map_err(|error| scrub_error(error, |text| redactor.scrub(text)))?;
             let (mut parts, body) = response.into_parts();
             let body = decode_body(&mut parts.headers, body, ctx.policy.limits.max_response_bytes)?;
-            let redactor = redactor.snapshot();
-            redactor.scrub_headers(&mut parts.headers);
-            let scrubbed = redactor.scrub_body(body.clone());
+            let scrubbed = redactor.scrub_response(&mut parts.headers, body.clone());
             if scrubbed.as_ptr() != body.as_ptr() || scrubbed.len() != body.len() {
                 // The scrubbed body may differ in length from what the server declared.
                 parts.headers.remove(http::header::CONTENT_LENGTH);
