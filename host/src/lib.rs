@@ -64,8 +64,10 @@ mod toml_file;
 pub use clock::{Clock, ManualClock, Sleep, SystemClock};
 pub use config::ConfigCtx;
 pub use engine::{
-    DEFAULT_MAX_CONCURRENT_RUNS, EPOCH_TICK, EngineError, GUEST_STDERR_BYTES, LoadError, MemoryLimitExceeded, Plugin,
-    PluginDescription, RunError, RunReport, RunRequest, Runtime, RuntimeConfig, cache_key, default_cache_dir,
+    AdmissionConfig, Busy, DEFAULT_MAX_CONCURRENT_RUNS, DEFAULT_MAX_RUNS_PER_TENANT, DEFAULT_QUEUE_TIMEOUT, EPOCH_TICK,
+    EngineError, GUEST_STDERR_BYTES, LoadError, MAX_CORE_INSTANCES_PER_RUN, MAX_MEMORIES_PER_RUN,
+    MAX_QUEUED_PER_TENANT, MAX_TABLES_PER_RUN, MemoryLimitExceeded, Plugin, PluginDescription, RunError, RunReport,
+    RunRequest, Runtime, RuntimeConfig, cache_key, default_cache_dir,
 };
 pub use grant::{
     Destinations, Grant, GrantError, GrantOrigin, GrantReport, LimitCaps, Resolved, ResolvedSecret, SecretGrant,
@@ -75,10 +77,11 @@ pub use guest_text::escape_guest_text;
 pub use http::{
     AllowlistLayer, CONNECT_TIMEOUT, CallStats, Egress, EgressContext, EgressError, EgressFuture, EgressLayer,
     EgressParts, EgressPolicy, EgressRequest, EgressResponse, EgressService, HostPattern, HostPatternError,
-    POOL_IDLE_TIMEOUT, POOL_MAX_IDLE_PER_HOST, PooledClient, RequestOptions, RunStats, TimeoutLayer, destination,
-    stage,
+    MAX_ATTACHMENTS, MAX_BATCH_REQUESTS, MAX_REQUEST_BODY_BYTES, MAX_REQUEST_HEADER_BYTES, MAX_REQUEST_HEADERS,
+    MAX_URL_BYTES, POOL_IDLE_TIMEOUT, POOL_MAX_IDLE_PER_HOST, PooledClient, RequestOptions, RunStats, TimeoutLayer,
+    destination, stage,
 };
-pub use log::MAX_LOG_MESSAGE_BYTES;
+pub use log::{LOG_EVENTS_BURST, LOG_EVENTS_PER_SECOND, MAX_LOG_FIELD_BYTES, MAX_LOG_FIELDS, MAX_LOG_MESSAGE_BYTES};
 pub use manifest::{
     DEFAULT_DEADLINE, DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MEMORY_MIB, DEFAULT_REQUEST_TIMEOUT,
     Limits, LoadedManifest, MANIFEST_FILE, MAX_MEMORY_MIB, Manifest, Permissions, Pin, SecretRequest,
@@ -98,6 +101,9 @@ pub use secrets::{
     MAX_SECRET_BYTES, MIN_FRAGMENT_BYTES, MIN_SECRET_BYTES, Placement, REDACTED, Redactor, RunRedactor,
     SecretAttachment, SecretError, SecretLayer, SecretSource, SourceError, SourceSpec, SourceSpecError, StaticSource,
 };
-pub use state::{FileStateStore, MAX_STATE_VALUE_BYTES, MemoryStateStore, StateError, StateScope, StateStore};
+pub use state::{
+    FileStateStore, MAX_STATE_KEYS, MAX_STATE_SCOPE_BYTES, MAX_STATE_VALUE_BYTES, MemoryStateStore, StateError,
+    StateQuota, StateScope, StateStore,
+};
 pub use tenant::TenantId;
 pub use toml_file::ConfigError;

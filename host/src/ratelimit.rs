@@ -222,16 +222,37 @@ impl RateLimitLayer {
     }
 }
 
+/// The buckets a request to `host` with the `bucket` option draws from: the host's, always
+/// (normalised, so `LOCALHOST` or a decimal IP is the same host), and the named one too. A
+/// made-up bucket name adds a limit; it never escapes the host's.
+pub(crate) fn buckets_for(host: &str, named: Option<&str>) -> Vec<String> {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    match named {
+        Some(named) if !named.eq_ignore_ascii_case(&host) => vec![host, named.to_string()],
+        _ => vec![host],
+    }
+}
+
 impl EgressLayer for RateLimitLayer {
     fn call(self, request: EgressRequest, next: EgressService) -> EgressFuture {
         Box::pin(async move {
             let ctx = EgressContext::of(&request)?;
-            let bucket = match &ctx.options.bucket {
-                Some(bucket) => bucket.clone(),
-                None => request.uri().host().unwrap_or_default().to_string(),
-            };
-            if let Some(rule) = ctx.policy.ratelimits.iter().find(|r| r.bucket == bucket) {
-                let now = self.clock.monotonic();
+            // The `url` crate normalises hosts (case, IPv4 spellings such as 2130706433).
+            let host = url::Url::parse(&request.uri().to_string())
+                .ok()
+                .and_then(|url| url.host_str().map(str::to_string))
+                .unwrap_or_default();
+            let now = self.clock.monotonic();
+            let mut wait = Duration::ZERO;
+            for bucket in buckets_for(&host, ctx.options.bucket.as_deref()) {
+                let Some(rule) = ctx
+                    .policy
+                    .ratelimits
+                    .iter()
+                    .find(|r| r.bucket.eq_ignore_ascii_case(&bucket))
+                else {
+                    continue;
+                };
                 let max_wait = match ctx.deadline {
                     Some(deadline) => rule.max_wait.min(deadline.saturating_sub(now)),
                     None => rule.max_wait,
@@ -241,16 +262,20 @@ impl EgressLayer for RateLimitLayer {
                     plugin: ctx.policy.plugin.clone(),
                     bucket,
                 };
-                let wait = self
+                // Every bucket that applies must admit the request; the wait is the longest.
+                // A refusal by a later bucket leaves the earlier booking in place, which errs
+                // on the side of sending less.
+                let booked = self
                     .limiter
                     .reserve(&key, &Quota::from(rule), now, max_wait)
                     .map_err(EgressError::RateLimited)?;
-                if !wait.is_zero() {
-                    RunStats::add(&ctx.stats.rate_limit_waits, 1);
-                    ctx.stats.record_wait(&ctx.call, wait);
-                    tracing::debug!(target: "apiary::egress", plugin = %key.plugin, bucket = %key.bucket, wait_ms = wait.as_millis() as u64, "waiting for a rate-limit slot");
-                    self.clock.sleep(wait).await;
-                }
+                wait = wait.max(booked);
+            }
+            if !wait.is_zero() {
+                RunStats::add(&ctx.stats.rate_limit_waits, 1);
+                ctx.stats.record_wait(&ctx.call, wait);
+                tracing::debug!(target: "apiary::egress", plugin = %ctx.policy.plugin, wait_ms = wait.as_millis() as u64, "waiting for a rate-limit slot");
+                self.clock.sleep(wait).await;
             }
             next.oneshot(request).await
         })
@@ -338,5 +363,24 @@ mod tests {
             ..key
         };
         assert_eq!(limiter.reserve(&other, &quota, secs(1.0), max), Ok(secs(0.0)));
+    }
+
+    /// Regression: a made-up `bucket` name, `LOCALHOST` or a decimal spelling of an IP escaped
+    /// the declared rate limit.
+    #[test]
+    fn the_host_bucket_always_applies_and_a_named_one_adds() {
+        assert_eq!(buckets_for("API.example.com.", None), vec!["api.example.com"]);
+        assert_eq!(
+            buckets_for("api.example.com", Some("search")),
+            vec!["api.example.com", "search"]
+        );
+        assert_eq!(
+            buckets_for("api.example.com", Some("API.example.com")),
+            vec!["api.example.com"]
+        );
+        let decimal = url::Url::parse("http://2130706433:8080/").unwrap();
+        assert_eq!(buckets_for(decimal.host_str().unwrap(), None), vec!["127.0.0.1"]);
+        let upper = url::Url::parse("http://LOCALHOST/").unwrap();
+        assert_eq!(buckets_for(upper.host_str().unwrap(), None), vec!["localhost"]);
     }
 }

@@ -14,6 +14,61 @@ use crate::tenant::TenantId;
 
 /// Largest value one key may hold: a checkpoint is a cursor or a timestamp, not a data set.
 pub const MAX_STATE_VALUE_BYTES: usize = 1024 * 1024;
+/// Most keys one scope (a tenant's plugin) may hold.
+pub const MAX_STATE_KEYS: usize = 256;
+/// Most bytes of keys and values one scope may hold, together.
+pub const MAX_STATE_SCOPE_BYTES: usize = 4 * 1024 * 1024;
+
+/// What one scope may hold; a store refuses a `put` that would take the scope past it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateQuota {
+    /// Most keys.
+    pub keys: usize,
+    /// Most bytes of keys and values together.
+    pub bytes: usize,
+}
+
+impl Default for StateQuota {
+    fn default() -> Self {
+        Self {
+            keys: MAX_STATE_KEYS,
+            bytes: MAX_STATE_SCOPE_BYTES,
+        }
+    }
+}
+
+impl StateQuota {
+    /// Checks that `values` with `key` set to `value` stays within the quota.
+    ///
+    /// # Errors
+    /// [`StateError::QuotaExceeded`] naming the limit.
+    pub fn check<'a>(
+        &self,
+        values: impl Iterator<Item = (&'a str, &'a str)>,
+        key: &str,
+        value: &str,
+    ) -> Result<(), StateError> {
+        // The value being replaced does not count: only what the scope would hold after.
+        let (mut keys, mut bytes) = (0usize, 0usize);
+        for (k, v) in values.filter(|(k, _)| *k != key) {
+            keys += 1;
+            bytes += k.len() + v.len();
+        }
+        if keys + 1 > self.keys {
+            return Err(StateError::QuotaExceeded {
+                what: "keys".into(),
+                limit: self.keys as u64,
+            });
+        }
+        if bytes + key.len() + value.len() > self.bytes {
+            return Err(StateError::QuotaExceeded {
+                what: "bytes".into(),
+                limit: self.bytes as u64,
+            });
+        }
+        Ok(())
+    }
+}
 
 /// Whose state: tenants and plugins never read each other's.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -24,19 +79,30 @@ pub struct StateScope {
     pub plugin: String,
 }
 
-/// A state store failed.
+/// Why state could not be read or written.
 #[derive(Debug, thiserror::Error)]
-#[error("state store: {0}")]
-pub struct StateError(pub String);
+pub enum StateError {
+    /// The store failed.
+    #[error("state store: {0}")]
+    Storage(String),
+    /// The write would take the scope past its quota.
+    #[error("the plugin's state would hold more than {limit} {what}")]
+    QuotaExceeded {
+        /// `keys` or `bytes`.
+        what: String,
+        /// The quota.
+        limit: u64,
+    },
+}
 
 /// Where checkpoint values live. Implementations must be safe to share between runs.
 ///
 /// ```
-/// use apiary_host::{MemoryStateStore, StateScope, StateStore, TenantId};
+/// use apiary_host::{MemoryStateStore, StateQuota, StateScope, StateStore, TenantId};
 ///
 /// let store = MemoryStateStore::default();
 /// let scope = StateScope { tenant: TenantId::default(), plugin: "github".into() };
-/// store.put(&scope, "cursor", "abc").unwrap();
+/// store.put(&scope, "cursor", "abc", StateQuota::default()).unwrap();
 /// assert_eq!(store.get(&scope, "cursor").unwrap().as_deref(), Some("abc"));
 /// ```
 pub trait StateStore: Send + Sync + fmt::Debug + 'static {
@@ -46,11 +112,12 @@ pub trait StateStore: Send + Sync + fmt::Debug + 'static {
     /// [`StateError`] when the store cannot be read.
     fn get(&self, scope: &StateScope, key: &str) -> Result<Option<String>, StateError>;
 
-    /// Stores `value` under `key` in `scope`, durably before returning.
+    /// Stores `value` under `key` in `scope`, durably before returning, unless the scope would
+    /// then exceed `quota` (checked atomically with the write).
     ///
     /// # Errors
-    /// [`StateError`] when the store cannot be written.
-    fn put(&self, scope: &StateScope, key: &str, value: &str) -> Result<(), StateError>;
+    /// [`StateError`] when the store cannot be written or the quota would be exceeded.
+    fn put(&self, scope: &StateScope, key: &str, value: &str, quota: StateQuota) -> Result<(), StateError>;
 }
 
 /// State kept in memory, lost when the process ends; for tests and one-off runs.
@@ -65,8 +132,13 @@ impl StateStore for MemoryStateStore {
         Ok(values.get(&(scope.clone(), key.to_string())).cloned())
     }
 
-    fn put(&self, scope: &StateScope, key: &str, value: &str) -> Result<(), StateError> {
+    fn put(&self, scope: &StateScope, key: &str, value: &str, quota: StateQuota) -> Result<(), StateError> {
         let mut values = self.values.lock().unwrap_or_else(|e| e.into_inner());
+        let in_scope = values
+            .iter()
+            .filter(|((s, _), _)| s == scope)
+            .map(|((_, k), v)| (k.as_str(), v.as_str()));
+        quota.check(in_scope, key, value)?;
         values.insert((scope.clone(), key.to_string()), value.to_string());
         Ok(())
     }
@@ -98,11 +170,10 @@ impl FileStateStore {
 
     fn read(path: &Path) -> Result<BTreeMap<String, String>, StateError> {
         match std::fs::read_to_string(path) {
-            Ok(text) => {
-                serde_json::from_str(&text).map_err(|e| StateError(format!("{} is corrupt: {e}", path.display())))
-            }
+            Ok(text) => serde_json::from_str(&text)
+                .map_err(|e| StateError::Storage(format!("{} is corrupt: {e}", path.display()))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
-            Err(e) => Err(StateError(format!("failed to read {}: {e}", path.display()))),
+            Err(e) => Err(StateError::Storage(format!("failed to read {}: {e}", path.display()))),
         }
     }
 }
@@ -124,13 +195,14 @@ impl StateStore for FileStateStore {
         Ok(Self::read(&self.path(scope))?.remove(key))
     }
 
-    fn put(&self, scope: &StateScope, key: &str, value: &str) -> Result<(), StateError> {
+    fn put(&self, scope: &StateScope, key: &str, value: &str, quota: StateQuota) -> Result<(), StateError> {
         let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         let path = self.path(scope);
         let mut values = Self::read(&path)?;
+        quota.check(values.iter().map(|(k, v)| (k.as_str(), v.as_str())), key, value)?;
         values.insert(key.to_string(), value.to_string());
         let dir = path.parent().expect("state paths have a parent");
-        let fail = |e: std::io::Error| StateError(format!("failed to write {}: {e}", path.display()));
+        let fail = |e: std::io::Error| StateError::Storage(format!("failed to write {}: {e}", path.display()));
         std::fs::create_dir_all(dir).map_err(fail)?;
         let mut file = tempfile::NamedTempFile::new_in(dir).map_err(fail)?;
         file.write_all(
@@ -145,10 +217,10 @@ impl StateStore for FileStateStore {
     }
 }
 
-/// One run's view of state.
+/// One run's view of state; `None` for `describe()`, which has no state.
 #[derive(Debug)]
 pub(crate) struct StateCtx {
-    pub(crate) store: Arc<dyn StateStore>,
+    pub(crate) store: Option<Arc<dyn StateStore>>,
     pub(crate) scope: StateScope,
 }
 
@@ -162,20 +234,37 @@ pub(crate) fn add_to_linker<T: Send + 'static>(
 
 impl wit::Host for StateCtx {
     async fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<String>, wit::Error>> {
-        Ok(self
-            .store
-            .get(&self.scope, &key)
-            .map_err(|e| wit::Error::Storage(e.to_string())))
+        let Some(store) = self.store.clone() else {
+            return Ok(Err(no_state()));
+        };
+        let scope = self.scope.clone();
+        // A store may do file I/O: off the async threads.
+        let result = tokio::task::spawn_blocking(move || store.get(&scope, &key)).await?;
+        Ok(result.map_err(to_wit_error))
     }
 
     async fn put(&mut self, key: String, value: String) -> wasmtime::Result<Result<(), wit::Error>> {
         if key.len() + value.len() > MAX_STATE_VALUE_BYTES {
             return Ok(Err(wit::Error::TooLarge(MAX_STATE_VALUE_BYTES as u64)));
         }
-        Ok(self
-            .store
-            .put(&self.scope, &key, &value)
-            .map_err(|e| wit::Error::Storage(e.to_string())))
+        let Some(store) = self.store.clone() else {
+            return Ok(Err(no_state()));
+        };
+        let scope = self.scope.clone();
+        let result =
+            tokio::task::spawn_blocking(move || store.put(&scope, &key, &value, StateQuota::default())).await?;
+        Ok(result.map_err(to_wit_error))
+    }
+}
+
+fn no_state() -> wit::Error {
+    wit::Error::Storage("describe() has no state".into())
+}
+
+fn to_wit_error(error: StateError) -> wit::Error {
+    match error {
+        StateError::QuotaExceeded { limit, .. } => wit::Error::TooLarge(limit),
+        StateError::Storage(message) => wit::Error::Storage(message),
     }
 }
 
@@ -194,12 +283,14 @@ mod tests {
     fn file_store_persists_across_instances_and_scopes_apart() {
         let dir = tempfile::tempdir().unwrap();
         let a = scope("default", "github");
-        FileStateStore::new(dir.path()).put(&a, "cursor", "p3").unwrap();
+        FileStateStore::new(dir.path())
+            .put(&a, "cursor", "p3", StateQuota::default())
+            .unwrap();
         let reopened = FileStateStore::new(dir.path());
         assert_eq!(reopened.get(&a, "cursor").unwrap().as_deref(), Some("p3"));
         assert_eq!(reopened.get(&scope("acme", "github"), "cursor").unwrap(), None);
         assert_eq!(reopened.get(&scope("default", "stripe"), "cursor").unwrap(), None);
-        reopened.put(&a, "cursor", "p4").unwrap();
+        reopened.put(&a, "cursor", "p4", StateQuota::default()).unwrap();
         assert_eq!(reopened.get(&a, "cursor").unwrap().as_deref(), Some("p4"));
     }
 
@@ -218,5 +309,27 @@ mod tests {
         std::fs::write(dir.path().join("default/p.json"), "{not json").unwrap();
         let err = store.get(&s, "k").unwrap_err().to_string();
         assert!(err.contains("p.json is corrupt"), "{err}");
+    }
+
+    /// Regression: 600 state keys of 1 MiB each were all accepted (615 MiB in memory).
+    #[test]
+    fn both_stores_hold_a_scope_to_its_quota() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = FileStateStore::new(dir.path());
+        let memory = MemoryStateStore::default();
+        let quota = StateQuota { keys: 3, bytes: 100 };
+        for store in [&file as &dyn StateStore, &memory] {
+            let a = scope("default", "crm");
+            for key in ["a", "b", "c"] {
+                store.put(&a, key, "v", quota).unwrap();
+            }
+            store.put(&a, "a", "replaced", quota).unwrap();
+            let err = store.put(&a, "d", "v", quota).unwrap_err();
+            assert_eq!(err.to_string(), "the plugin's state would hold more than 3 keys");
+            let err = store.put(&a, "a", &"x".repeat(100), quota).unwrap_err();
+            assert_eq!(err.to_string(), "the plugin's state would hold more than 100 bytes");
+            // Another scope has its own quota.
+            store.put(&scope("default", "other"), "d", "v", quota).unwrap();
+        }
     }
 }

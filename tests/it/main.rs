@@ -4,6 +4,7 @@
 //! One test binary, one file per area. A new test goes in the file of its area; a new area gets
 //! a new file, declared below.
 
+mod bounds;
 mod engine;
 mod github;
 mod guest_capabilities;
@@ -14,7 +15,7 @@ mod retry_and_ratelimit;
 mod sandbox;
 mod secrets;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use apiary_host::{ManualClock, MemorySink, Plugin, RunError, RunReport, RunRequest, Runtime, RuntimeConfig};
 use apiary_tests::test_runtime_config;
@@ -50,4 +51,41 @@ fn grant(url: &str, extra: &str) -> String {
         host.scheme(),
         host.host_str().unwrap()
     )
+}
+
+/// Collects everything a `tracing` subscriber writes, for asserting on log output.
+#[derive(Clone, Default)]
+pub(crate) struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl CapturedLogs {
+    /// A JSON subscriber writing here, set as the default for the current thread (the test
+    /// runtime is single-threaded, so every event of the run reaches it).
+    pub(crate) fn install(&self, level: tracing::Level) -> tracing::subscriber::DefaultGuard {
+        let writer = self.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_max_level(level)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_default(subscriber)
+    }
+
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+
+    pub(crate) fn events(&self) -> Vec<Value> {
+        self.text().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
 }

@@ -13,7 +13,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
 
-use super::{grant, run, runtime_with_clock};
+use super::{CapturedLogs, grant, run, runtime_with_clock};
 
 /// A value with characters every encoding treats differently: `/`, `+`, `=`, `&`, `~`.
 const SECRET: &str = "tok3n/Val+ue=42&x~y-0123";
@@ -401,43 +401,6 @@ async fn no_encoding_of_a_stored_secret_reaches_the_plugin() {
             !headers.contains("content-encoding"),
             "{path}: the host decoded the body: {headers}"
         );
-    }
-}
-
-/// Collects everything a `tracing` subscriber writes, for asserting on log output.
-#[derive(Clone, Default)]
-struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for CapturedLogs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl CapturedLogs {
-    /// A JSON subscriber writing here, set as the default for the current thread (the test
-    /// runtime is single-threaded, so every event of the run reaches it).
-    fn install(&self, level: tracing::Level) -> tracing::subscriber::DefaultGuard {
-        let writer = self.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .json()
-            .with_max_level(level)
-            .with_writer(move || writer.clone())
-            .finish();
-        tracing::subscriber::set_default(subscriber)
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-    }
-
-    fn events(&self) -> Vec<Value> {
-        self.text().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
     }
 }
 

@@ -2,11 +2,15 @@
 //! compiled component and pre-instantiated handle per plugin, and a fresh store per run with
 //! its own memory limit and deadline.
 
+mod admission;
 mod cache;
 mod limits;
 
+pub use admission::{AdmissionConfig, Busy, DEFAULT_QUEUE_TIMEOUT, MAX_QUEUED_PER_TENANT};
 pub use cache::{cache_key, default_cache_dir};
-pub use limits::{EPOCH_TICK, MemoryLimitExceeded};
+pub use limits::{
+    EPOCH_TICK, MAX_CORE_INSTANCES_PER_RUN, MAX_MEMORIES_PER_RUN, MAX_TABLES_PER_RUN, MemoryLimitExceeded,
+};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -32,10 +36,14 @@ use crate::secrets::{RunRedactor, SecretsCtx, SourceError};
 use crate::state::{MemoryStateStore, StateCtx, StateScope, StateStore};
 use crate::tenant::TenantId;
 use crate::toml_file::ConfigError;
-use limits::{EpochTicker, MemoryLimiter};
+use admission::{Admission, Admitted};
+use limits::{EpochTicker, RunLimiter};
 
 /// Default number of runs that may be live at once (the pooling allocator's slot count).
 pub const DEFAULT_MAX_CONCURRENT_RUNS: u32 = 64;
+/// Default number of runs one tenant may have live at once: three quarters of the slots, so
+/// one tenant's burst leaves room for the others.
+pub const DEFAULT_MAX_RUNS_PER_TENANT: u32 = DEFAULT_MAX_CONCURRENT_RUNS / 4 * 3;
 /// How much of a guest's stderr is kept to explain a trap (a Rust panic message, usually).
 pub const GUEST_STDERR_BYTES: usize = 16 * 1024;
 
@@ -44,8 +52,12 @@ pub const GUEST_STDERR_BYTES: usize = 16 * 1024;
 pub struct RuntimeConfig {
     /// Where compiled components are cached; `None` compiles on every load.
     pub cache_dir: Option<PathBuf>,
-    /// Runs that may be live at once.
+    /// Runs that may be live at once; more wait in a queue.
     pub max_concurrent_runs: u32,
+    /// Runs one tenant may have live at once.
+    pub max_runs_per_tenant: u32,
+    /// How long a run waits for a slot before it fails with [`RunError::Busy`].
+    pub queue_timeout: Duration,
     /// The egress pipeline's shared parts (buckets, clock, pool).
     pub egress: EgressParts,
     /// Where checkpoint state lives.
@@ -57,6 +69,8 @@ impl Default for RuntimeConfig {
         Self {
             cache_dir: default_cache_dir(),
             max_concurrent_runs: DEFAULT_MAX_CONCURRENT_RUNS,
+            max_runs_per_tenant: DEFAULT_MAX_RUNS_PER_TENANT,
+            queue_timeout: DEFAULT_QUEUE_TIMEOUT,
             egress: EgressParts::default(),
             state: Arc::new(MemoryStateStore::default()),
         }
@@ -144,6 +158,14 @@ pub enum RunError {
     /// A required secret's source failed before the plugin started.
     #[error(transparent)]
     SecretUnavailable(#[from] SourceError),
+    /// No run slot freed up within the queue timeout.
+    #[error("plugin `{plugin}` did not start: {source}")]
+    Busy {
+        /// The plugin.
+        plugin: String,
+        /// The limit that stayed full.
+        source: Busy,
+    },
 }
 
 /// A plugin's self-description, from its `describe` export.
@@ -300,7 +322,7 @@ pub(crate) struct RunState {
     wasi: WasiCtx,
     table: ResourceTable,
     stderr: MemoryOutputPipe,
-    limiter: MemoryLimiter,
+    limiter: RunLimiter,
     http: HttpCtx,
     secrets: SecretsCtx,
     log: LogCtx,
@@ -342,6 +364,7 @@ pub struct Runtime {
     engine: Engine,
     linker: Linker<RunState>,
     egress: Egress,
+    admission: Admission,
     clock: Arc<dyn Clock>,
     state: Arc<dyn StateStore>,
     cache_dir: Option<PathBuf>,
@@ -368,6 +391,14 @@ impl Runtime {
         Ok(Self {
             _ticker: EpochTicker::start(engine.clone()),
             egress: Egress::new(config.egress),
+            admission: Admission::new(
+                AdmissionConfig {
+                    max_runs: config.max_concurrent_runs,
+                    max_runs_per_tenant: config.max_runs_per_tenant.min(config.max_concurrent_runs),
+                    queue_timeout: config.queue_timeout,
+                },
+                clock.clone(),
+            ),
             engine,
             linker,
             clock,
@@ -421,16 +452,17 @@ impl Runtime {
     }
 
     /// Calls the plugin's `describe` export. It runs with nothing granted: describing itself
-    /// is no reason for a plugin to reach the network or hold a secret. The text it returns is
+    /// is no reason for a plugin to reach the network, hold a secret or touch its state. The text it returns is
     /// the plugin's, escaped for printing.
     ///
     /// # Errors
     /// [`RunError`] when the plugin traps or overruns its limits.
     pub async fn describe(&self, plugin: &Plugin) -> Result<PluginDescription, RunError> {
         let request = RunRequest::new("describe", Arc::new(crate::output::MemorySink::default()));
+        let _slot = self.admit(plugin, &request).await?;
         let limits = plugin.grant.limits.apply(&plugin.manifest.manifest.limits);
         let policy = Arc::new(EgressPolicy::deny_all(plugin.id(), limits));
-        let (mut store, deadline) = self.new_store(plugin, &request, policy, RunSecrets::default());
+        let (mut store, deadline) = self.new_store(plugin, &request, policy, RunSecrets::default(), None);
         let info = self
             .call(
                 plugin,
@@ -460,9 +492,10 @@ impl Runtime {
     pub async fn run(&self, plugin: &Plugin, request: RunRequest) -> Result<RunReport, RunError> {
         let started = Instant::now();
         let policy = plugin.policy.clone()?;
+        let _slot = self.admit(plugin, &request).await?;
         let secrets = RunSecrets::fetch(&policy).await?;
         let redactor = secrets.redactor.clone();
-        let (mut store, deadline) = self.new_store(plugin, &request, policy, secrets);
+        let (mut store, deadline) = self.new_store(plugin, &request, policy, secrets, Some(self.state.clone()));
         let (operation, input) = (request.operation.clone(), request.input.clone());
         let result = self
             .call(
@@ -511,12 +544,24 @@ impl Runtime {
         })
     }
 
+    /// A run slot for `request`'s tenant, or [`RunError::Busy`].
+    async fn admit(&self, plugin: &Plugin, request: &RunRequest) -> Result<Admitted, RunError> {
+        self.admission
+            .admit(&request.tenant)
+            .await
+            .map_err(|source| RunError::Busy {
+                plugin: plugin.id().to_string(),
+                source,
+            })
+    }
+
     fn new_store(
         &self,
         plugin: &Plugin,
         request: &RunRequest,
         policy: Arc<EgressPolicy>,
         secrets: RunSecrets,
+        state: Option<Arc<dyn StateStore>>,
     ) -> (Store<RunState>, Duration) {
         let manifest = &plugin.manifest.manifest;
         let deadline = policy.limits.deadline;
@@ -533,7 +578,7 @@ impl Runtime {
             wasi,
             table: ResourceTable::new(),
             stderr,
-            limiter: MemoryLimiter::new(policy.limits.memory_mib),
+            limiter: RunLimiter::new(policy.limits.memory_mib),
             http: HttpCtx {
                 egress: self.egress.clone(),
                 tenant: request.tenant.clone(),
@@ -545,14 +590,15 @@ impl Runtime {
             secrets: SecretsCtx {
                 available: secrets.available,
             },
-            log: LogCtx {
-                tenant: request.tenant.clone(),
-                plugin: policy.plugin.clone(),
-                redactor: secrets.redactor.clone(),
-            },
+            log: LogCtx::new(
+                request.tenant.clone(),
+                policy.plugin.clone(),
+                secrets.redactor.clone(),
+                self.clock.clone(),
+            ),
             config: ConfigCtx::new(&manifest.config, &request.config),
             state: StateCtx {
-                store: self.state.clone(),
+                store: state,
                 scope: StateScope {
                     tenant: request.tenant.clone(),
                     plugin: policy.plugin.clone(),
@@ -587,7 +633,9 @@ impl Runtime {
             let instance = plugin.pre.instantiate_async(&mut *store).await?;
             call(instance, &mut *store).await
         };
-        match tokio::time::timeout(deadline, work).await {
+        let outcome = tokio::time::timeout(deadline, work).await;
+        store.data().log.report_dropped();
+        match outcome {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(trap)) => Err(classify_trap(&name, trap, store.data())),
             Err(_) => Err(RunError::DeadlineExceeded { plugin: name, deadline }),
@@ -670,11 +718,16 @@ fn engine_config(max_runs: u32) -> Config {
     let mut config = Config::new();
     config.wasm_component_model(true);
     config.epoch_interruption(true);
+    // Every pool is sized as runs × what one run may take, so admitted runs never find the pool
+    // empty and no run can take another's share.
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(max_runs);
-    pool.total_core_instances(max_runs * 8);
-    pool.total_memories(max_runs * 2);
-    pool.total_tables(max_runs * 8);
+    pool.max_core_instances_per_component(MAX_CORE_INSTANCES_PER_RUN);
+    pool.max_memories_per_component(MAX_MEMORIES_PER_RUN);
+    pool.max_tables_per_component(MAX_TABLES_PER_RUN);
+    pool.total_core_instances(max_runs * MAX_CORE_INSTANCES_PER_RUN);
+    pool.total_memories(max_runs * MAX_MEMORIES_PER_RUN);
+    pool.total_tables(max_runs * MAX_TABLES_PER_RUN);
     pool.total_stacks(max_runs);
     pool.max_memory_size(MAX_MEMORY_MIB as usize * 1024 * 1024);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));

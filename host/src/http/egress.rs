@@ -19,7 +19,7 @@ use crate::tenant::TenantId;
 
 /// A request entering the egress pipeline: standard `http` types with a buffered body, so any
 /// entry point (the plugin's `http` interface, later `wasi:http`) can feed the same pipeline.
-/// Its extensions must hold an [`EgressContext`].
+/// Its extensions must hold an `Arc<EgressContext>`.
 pub type EgressRequest = http::Request<Bytes>;
 /// A response leaving the egress pipeline, body buffered.
 pub type EgressResponse = http::Response<Bytes>;
@@ -126,15 +126,16 @@ impl EgressContext {
         }
     }
 
-    /// Reads the context of a request that entered the pipeline.
+    /// Reads the context of a request that entered the pipeline. It is shared (an `Arc` in
+    /// the request's extensions), so layers and retries clone a pointer, not the context.
     ///
     /// # Errors
     /// [`EgressError::InvalidRequest`] if the entry point forgot to attach one (a host bug,
     /// reported rather than panicking).
-    pub fn of(request: &EgressRequest) -> Result<&EgressContext, EgressError> {
+    pub fn of(request: &EgressRequest) -> Result<&Arc<EgressContext>, EgressError> {
         request
             .extensions()
-            .get::<EgressContext>()
+            .get::<Arc<EgressContext>>()
             .ok_or_else(|| EgressError::InvalidRequest("request carries no egress context".into()))
     }
 

@@ -9,6 +9,7 @@ use futures::StreamExt;
 use http::header::{ACCEPT, HeaderName, HeaderValue, USER_AGENT};
 use wasmtime::component::{HasSelf, Linker};
 
+use super::bounds::{self, MAX_BATCH_REQUESTS, RequestShape};
 use super::{CallStats, Egress, EgressContext, EgressError, EgressPolicy, EgressResponse, RequestOptions, RunStats};
 use crate::bindings::{http as wit, secrets as wit_secrets};
 use crate::secrets::{Placement, RunRedactor, SecretAttachment, SecretError};
@@ -45,13 +46,33 @@ impl wit::Host for HttpCtx {
         &mut self,
         requests: Vec<wit::Request>,
     ) -> wasmtime::Result<Vec<Result<wit::Response, wit::Error>>> {
+        if requests.len() > MAX_BATCH_REQUESTS {
+            // A limit the guest broke: the run ends with a message that names it.
+            wasmtime::bail!(
+                "send-batch of {} requests is over the limit of {MAX_BATCH_REQUESTS}",
+                requests.len()
+            );
+        }
         let concurrency = self.policy.limits.max_concurrency as usize;
+        // The responses of one batch are handed to the plugin together: their bodies may take
+        // no more than half the run's memory limit (the plugin needs the rest to use them), so
+        // a batch never holds more in the host than the plugin could ever hold itself.
+        let mut budget = u64::from(self.policy.limits.memory_mib) * 1024 * 1024 / 2;
         let this = &*self;
-        Ok(futures::stream::iter(requests)
+        let responses = futures::stream::iter(requests)
             .map(|r| this.send_one(r))
             .buffered(concurrency)
+            .map(|result| match result {
+                Ok(response) if response.body.len() as u64 > budget => Err(wit::Error::BodyTooLarge(budget)),
+                Ok(response) => {
+                    budget -= response.body.len() as u64;
+                    Ok(response)
+                }
+                Err(error) => Err(error),
+            })
             .collect()
-            .await)
+            .await;
+        Ok(responses)
     }
 }
 
@@ -68,6 +89,13 @@ impl HttpCtx {
 
     fn to_egress(&self, request: wit::Request, call: Arc<CallStats>) -> Result<http::Request<Bytes>, EgressError> {
         let invalid = EgressError::InvalidRequest;
+        bounds::check(RequestShape {
+            url: &request.url,
+            headers: &request.headers,
+            body_bytes: request.body.as_ref().map_or(0, Vec::len),
+            attachments: request.secrets.len(),
+        })
+        .map_err(invalid)?;
         let method = match request.method {
             wit::Method::Get => http::Method::GET,
             wit::Method::Head => http::Method::HEAD,
@@ -114,7 +142,7 @@ impl HttpCtx {
             deadline: self.deadline,
         };
         builder
-            .extension(ctx)
+            .extension(Arc::new(ctx))
             .body(request.body.map(Bytes::from).unwrap_or_default())
             .map_err(|e| invalid(e.to_string()))
     }

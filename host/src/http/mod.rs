@@ -3,6 +3,7 @@
 //!
 //! - [`egress`](EgressRequest): the shared request, context, error and counter types.
 //! - [`allowlist`](HostPattern): which destinations a plugin may reach (fails closed).
+//! - `bounds`: caps on what one request may carry, and the headers the host owns.
 //! - [`client`](PooledClient): the pooled hyper-util client, per tenant.
 //! - [`stage`](EgressLayer): how a layer plugs into the pipeline.
 //! - [`timeout`](TimeoutLayer): the per-attempt timeout.
@@ -10,6 +11,7 @@
 //! - `glue`: the WIT glue, converting between the plugin's records and `http` types.
 
 mod allowlist;
+mod bounds;
 mod client;
 mod egress;
 mod glue;
@@ -18,6 +20,11 @@ mod stage;
 mod timeout;
 
 pub use allowlist::{AllowlistLayer, HostPattern, HostPatternError, destination};
+pub(crate) use bounds::is_host_owned;
+pub use bounds::{
+    MAX_ATTACHMENTS, MAX_BATCH_REQUESTS, MAX_REQUEST_BODY_BYTES, MAX_REQUEST_HEADER_BYTES, MAX_REQUEST_HEADERS,
+    MAX_URL_BYTES,
+};
 pub use client::{CONNECT_TIMEOUT, POOL_IDLE_TIMEOUT, POOL_MAX_IDLE_PER_HOST, PooledClient};
 pub use egress::{
     CallStats, EgressContext, EgressError, EgressPolicy, EgressRequest, EgressResponse, RequestOptions, RunStats,

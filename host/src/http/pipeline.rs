@@ -67,8 +67,8 @@ impl Egress {
             .layer(stage(AllowlistLayer))
             .layer(stage(SecretLayer))
             .layer(stage(RetryLayer::new(clock.clone(), rng)))
-            .layer(stage(RateLimitLayer::new(limiter, clock)))
-            .layer(stage(TimeoutLayer))
+            .layer(stage(RateLimitLayer::new(limiter, clock.clone())))
+            .layer(stage(TimeoutLayer::new(clock)))
             .service(EgressService::new(client));
         Self { service }
     }

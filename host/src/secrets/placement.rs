@@ -14,7 +14,7 @@ use serde::{Deserialize, Deserializer};
 use url::Url;
 
 use super::SecretError;
-use crate::http::EgressRequest;
+use crate::http::{EgressRequest, is_host_owned};
 
 /// Where in a request a secret's value is placed.
 ///
@@ -50,22 +50,6 @@ pub enum Placement {
     },
 }
 
-/// Headers the host owns: a secret placed there would change how the request is routed or framed.
-const RESERVED_HEADERS: &[&str] = &[
-    "host",
-    "connection",
-    "content-length",
-    "content-encoding",
-    "transfer-encoding",
-    "te",
-    "trailer",
-    "upgrade",
-    "keep-alive",
-    "proxy-authorization",
-    "proxy-connection",
-    "cookie",
-];
-
 impl Placement {
     /// A header placement with no prefix.
     pub fn header(name: &str) -> Self {
@@ -94,7 +78,7 @@ impl Placement {
             Placement::Basic { .. } => Ok(()),
             Placement::Header { name, prefix } => {
                 HeaderName::try_from(name.as_str()).map_err(|_| format!("`{name}` is not a valid header name"))?;
-                if RESERVED_HEADERS.contains(&name.as_str()) || name.starts_with("proxy-") {
+                if is_host_owned(name) {
                     return Err(format!("`{name}` is a header the host controls"));
                 }
                 if !prefix.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) {

@@ -46,6 +46,14 @@ const OPERATIONS: &[(&str, &str)] = &[
     ),
     ("available", "Emits {available} = secrets::available({name})"),
     (
+        "attack",
+        "Tries one attack on the host's bounds, {attack} with {count} and {bytes}: headers (one GET \
+         to {url} with {count} headers), attachments ({count} copies of secret {name}), \
+         batch ({count} GETs to {url} in one send-batch, emitting {ok, bytes} or the error of each), log ({count} log \
+         lines of {bytes} bytes with {count} fields), state ({count} keys of {bytes} bytes; emits \
+         {stored, error} at the first refusal); emits what happened",
+    ),
+    (
         "wasi",
         "Probes what plain WASI grants and emits {env, args, filesystem, tcp}; {tcp} is an address to try",
     ),
@@ -58,6 +66,20 @@ struct TestGuest;
 
 impl Plugin for TestGuest {
     fn describe() -> PluginInfo {
+        // A plugin that tries to act while describing itself: the host grants it nothing here,
+        // and the outcome is reported as a pseudo-operation for the tests to read.
+        let state = match state::get("describe-probe") {
+            Ok(_) => "state: allowed".to_string(),
+            Err(error) => format!("state: {error}"),
+        };
+        let http = match http::get("http://127.0.0.1:9/describe-probe").send() {
+            Ok(_) => "http: allowed".to_string(),
+            Err(error) => format!("http: {error}"),
+        };
+        let probe = OperationInfo {
+            name: "describe-probe".into(),
+            summary: format!("{state}; {http}; secret available: {}", secrets::available("tok")),
+        };
         PluginInfo {
             name: "test-guest".into(),
             version: env!("CARGO_PKG_VERSION").into(),
@@ -67,6 +89,7 @@ impl Plugin for TestGuest {
                     name: name.into(),
                     summary: summary.into(),
                 })
+                .chain([probe])
                 .collect(),
         }
     }
@@ -87,6 +110,7 @@ impl Plugin for TestGuest {
             "wasi" => probe_wasi(apiary_sdk::parse_input(input)?),
             "leak" => leak(apiary_sdk::parse_input(input)?),
             "available" => available(apiary_sdk::parse_input(input)?),
+            "attack" => attack(apiary_sdk::parse_input(input)?),
             other => Err(RunError::UnknownOperation(other.into())),
         }
     }
@@ -293,6 +317,63 @@ fn leak(input: LeakInput) -> Result<RunSummary, RunError> {
         Some("panic") => panic!("{text}"),
         _ => Ok(summary(0)),
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AttackInput {
+    attack: String,
+    #[serde(default)]
+    count: usize,
+    #[serde(default)]
+    bytes: usize,
+    #[serde(default)]
+    url: String,
+    #[serde(default)]
+    name: String,
+}
+
+/// One attack on the host's bounds; see `OPERATIONS`.
+fn attack(input: AttackInput) -> Result<RunSummary, RunError> {
+    let filler = "x".repeat(input.bytes);
+    match input.attack.as_str() {
+        "headers" => {
+            let request = (0..input.count).fold(http::get(&input.url), |r, i| r.header(format!("x-h{i}"), ""));
+            output::emit(&outcome(request.send()))?;
+        }
+        "attachments" => {
+            let request = (0..input.count).fold(http::get(&input.url), |r, _| r.bearer(&input.name));
+            output::emit(&outcome(request.send()))?;
+        }
+        "batch" => {
+            // Light records: what is measured is what the host holds, not the records' size.
+            for result in http::send_all((0..input.count).map(|_| http::get(&input.url))) {
+                match result {
+                    Ok(response) => output::emit(&json!({"ok": true, "bytes": response.body().len()}))?,
+                    Err(error) => output::emit(&outcome(Err(error)))?,
+                }
+            }
+        }
+        "log" => {
+            let fields: Vec<(String, String)> = (0..input.count).map(|i| (format!("f{i}"), filler.clone())).collect();
+            let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            for _ in 0..input.count {
+                log::info(&filler, &fields);
+            }
+            output::emit(&json!({"logged": input.count}))?;
+        }
+        "state" => {
+            for i in 0..input.count {
+                if let Err(error) = state::put(&format!("key-{i}"), &filler) {
+                    output::emit(&json!({"stored": i, "error": error.to_string()}))?;
+                    return Ok(summary(0));
+                }
+            }
+            output::emit(&json!({"stored": input.count}))?;
+        }
+        other => return Err(RunError::InvalidInput(format!("unknown attack `{other}`"))),
+    }
+    Ok(summary(0))
 }
 
 #[derive(Deserialize)]
