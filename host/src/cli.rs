@@ -231,7 +231,8 @@ impl PluginArgs {
             .or(installed_component)
             .unwrap_or_else(|| manifest.component_path());
         ensure_component(&path)?;
-        Ok(runtime.load_component(manifest, grant, &path)?)
+        // Compiling takes seconds of CPU: off the async threads (the CLI's runtime is multi-threaded).
+        Ok(tokio::task::block_in_place(|| runtime.load_component(manifest, grant, &path))?)
     }
 }
 
@@ -402,7 +403,7 @@ impl DemoCommand {
         let grant = grant.secret("github_token", SecretGrant::new(StaticSource::new(token.into())));
         let path = self.component.clone().unwrap_or_else(|| manifest.component_path());
         ensure_component(&path)?;
-        let plugin = runtime.load_component(manifest, grant, &path)?;
+        let plugin = tokio::task::block_in_place(|| runtime.load_component(manifest, grant, &path))?;
         let (owner, repo) = DEMO_REPOSITORY;
         let input = serde_json::json!({"owner": owner, "repo": repo, "per_page": self.per_page}).to_string();
         let sink = Arc::new(NdjsonSink::new(std::io::stdout()));

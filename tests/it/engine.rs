@@ -10,32 +10,51 @@ use serde_json::json;
 fn compiled_components_are_cached_by_hash_and_reused() {
     let cache = tempfile::tempdir().unwrap();
     let plugin_dir = tempfile::tempdir().unwrap();
-    let config = || RuntimeConfig {
-        cache_dir: Some(cache.path().to_path_buf()),
-        max_concurrent_runs: 4,
-        ..RuntimeConfig::default()
+    let load = || {
+        let runtime = Runtime::new(RuntimeConfig {
+            cache_dir: Some(cache.path().to_path_buf()),
+            max_concurrent_runs: 4,
+            ..RuntimeConfig::default()
+        })
+        .unwrap();
+        let loaded = manifest(plugin_dir.path(), components::TEST_GUEST, "");
+        let grant = Grant::local(&loaded.manifest);
+        runtime.load(loaded, grant).unwrap();
     };
-    let entries = || std::fs::read_dir(cache.path()).map(|d| d.count()).unwrap_or(0);
+    // The compiled entries, and when each was last written.
+    let entries = || -> Vec<(std::path::PathBuf, std::time::SystemTime)> {
+        let mut entries: Vec<_> = std::fs::read_dir(cache.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
+            .map(|p| {
+                let written = std::fs::metadata(&p).unwrap().modified().unwrap();
+                (p, written)
+            })
+            .collect();
+        entries.sort();
+        entries
+    };
 
-    let runtime = Runtime::new(config()).unwrap();
-    let loaded = || manifest(plugin_dir.path(), components::TEST_GUEST, "");
-    runtime.load(loaded(), Grant::local(&loaded().manifest)).unwrap();
-    assert_eq!(entries(), 1);
+    load();
+    let first = entries();
+    assert_eq!(first.len(), 1);
 
-    // A second runtime (a new process, in effect) reuses the entry instead of adding one.
-    let runtime = Runtime::new(config()).unwrap();
-    let loaded = || manifest(plugin_dir.path(), components::TEST_GUEST, "");
-    runtime.load(loaded(), Grant::local(&loaded().manifest)).unwrap();
-    assert_eq!(entries(), 1);
+    // A second runtime (a new process, in effect) reads the entry: it neither adds one nor
+    // rewrites it.
+    load();
+    assert_eq!(entries(), first);
 
     // A corrupt entry is ignored and replaced, never fatal.
-    for entry in std::fs::read_dir(cache.path()).unwrap() {
-        std::fs::write(entry.unwrap().path(), b"garbage").unwrap();
-    }
-    let runtime = Runtime::new(config()).unwrap();
-    let loaded = || manifest(plugin_dir.path(), components::TEST_GUEST, "");
-    runtime.load(loaded(), Grant::local(&loaded().manifest)).unwrap();
-    assert_eq!(entries(), 1);
+    std::fs::write(&first[0].0, b"garbage").unwrap();
+    load();
+    let replaced = entries();
+    assert_eq!(replaced.len(), 1);
+    assert_ne!(
+        std::fs::read(&replaced[0].0).unwrap(),
+        b"garbage",
+        "the entry was rewritten"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

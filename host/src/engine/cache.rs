@@ -1,5 +1,9 @@
 //! The compiled-artifact cache: compiled components on disk, keyed by the component's hash and
 //! the engine's configuration, so a plugin is compiled once per host build, not once per start.
+//!
+//! Each entry `<key>.cwasm` has a digest beside it (`<key>.sha256`), checked before the bytes
+//! are handed to wasmtime: a truncated or corrupted entry is recompiled, never loaded. (The
+//! digest guards against accidents; whoever can write the cache directory can write both.)
 
 use std::hash::Hasher;
 use std::io::Write as _;
@@ -65,19 +69,66 @@ pub fn load_or_compile(engine: &Engine, dir: Option<&Path>, component: &[u8]) ->
     Ok(compiled)
 }
 
-#[allow(unsafe_code)]
+fn digest_path(path: &Path) -> PathBuf {
+    path.with_extension("sha256")
+}
+
 fn deserialize(engine: &Engine, path: &Path) -> wasmtime::Result<Component> {
-    // SAFETY: the file is one this host wrote into its own cache directory, named by the hash
-    // of the source component and of the engine configuration, and replaced only atomically;
-    // wasmtime additionally checks that it was produced by a compatible engine.
-    unsafe { Component::deserialize_file(engine, path) }
+    let bytes = std::fs::read(path)?;
+    let expected = std::fs::read_to_string(digest_path(path))?;
+    let actual = hex::encode(Sha256::digest(&bytes));
+    if expected.trim() != actual {
+        wasmtime::bail!("its digest is {actual}, the cache recorded {}", expected.trim());
+    }
+    deserialize_checked(engine, &bytes)
+}
+
+#[allow(unsafe_code)]
+fn deserialize_checked(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Component> {
+    // SAFETY: the bytes are an entry this host wrote into its own cache directory, named by the
+    // hash of the source component and of the engine configuration, replaced only atomically,
+    // and matching the digest written with it; wasmtime additionally checks that they were
+    // produced by a compatible engine.
+    unsafe { Component::deserialize(engine, bytes) }
 }
 
 fn store(component: &Component, dir: &Path, path: &Path) -> wasmtime::Result<()> {
     let bytes = component.serialize()?;
     std::fs::create_dir_all(dir)?;
+    // The digest first: an entry without its digest is never loaded, so a crash between the
+    // two writes leaves a miss, not a bad load.
+    write_atomically(dir, &digest_path(path), hex::encode(Sha256::digest(&bytes)).as_bytes())?;
+    write_atomically(dir, path, &bytes)
+}
+
+fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> wasmtime::Result<()> {
     let mut file = tempfile::NamedTempFile::new_in(dir)?;
-    file.write_all(&bytes)?;
+    file.write_all(bytes)?;
     file.persist(path).map_err(|e| e.error)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A corrupted entry whose bytes wasmtime might still accept is caught by its digest.
+    #[test]
+    fn an_entry_that_does_not_match_its_digest_is_recompiled() {
+        let engine = Engine::default();
+        let dir = tempfile::tempdir().unwrap();
+        let wasm = wat::parse_str("(component)").unwrap();
+        load_or_compile(&engine, Some(dir.path()), &wasm).unwrap();
+        let entry = dir.path().join(format!("{}.cwasm", cache_key(&engine, &wasm)));
+        assert!(deserialize(&engine, &entry).is_ok());
+        let mut bytes = std::fs::read(&entry).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        std::fs::write(&entry, &bytes).unwrap();
+        let err = deserialize(&engine, &entry).unwrap_err().to_string();
+        assert!(err.starts_with("its digest is"), "{err}");
+        // Loading goes on: the entry is recompiled and rewritten.
+        load_or_compile(&engine, Some(dir.path()), &wasm).unwrap();
+        assert!(deserialize(&engine, &entry).is_ok());
+    }
 }

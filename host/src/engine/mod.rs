@@ -411,6 +411,9 @@ impl Runtime {
     /// the cache). What its runs may do is what the manifest asks for and the grant allows; a
     /// grant that lacks a required secret is reported when a run is asked for.
     ///
+    /// Compiling blocks for up to seconds (a cache hit takes milliseconds): from async code,
+    /// call it through `tokio::task::spawn_blocking` or `block_in_place`.
+    ///
     /// # Errors
     /// [`LoadError`] when the plugin id is invalid, or the component is missing, fails a pin,
     /// or does not fit the world.
