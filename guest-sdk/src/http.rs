@@ -354,6 +354,69 @@ pub fn send_all(requests: impl IntoIterator<Item = RequestBuilder>) -> Vec<Resul
         .collect()
 }
 
+/// Requests started together whose responses are taken as each completes, so a plugin works on
+/// the first response while the others are still in flight. Iterating yields `(index, result)`
+/// pairs, `index` being the request's position in the order given; every request yields once.
+///
+/// ```no_run
+/// use apiary_sdk::http;
+///
+/// let pages = (1..=5).map(|page| http::get("https://api.example.com/items").query("page", page.to_string()));
+/// for (index, result) in http::Batch::start(pages) {
+///     match result {
+///         Ok(response) => { /* map page index + 1 as soon as it arrives */ }
+///         Err(error) => { /* the error of that page alone */ }
+///     }
+/// }
+/// ```
+#[derive(Debug)]
+pub struct Batch {
+    started: wire::Batch,
+    /// The index in the caller's order of each request the host was given.
+    indices: Vec<usize>,
+    urls: Vec<String>,
+    /// Requests whose builder failed, yielded first.
+    failed: std::collections::VecDeque<(usize, Error)>,
+}
+
+impl Batch {
+    /// Starts `requests`; the host runs up to the manifest's `max_concurrency` at once.
+    pub fn start(requests: impl IntoIterator<Item = RequestBuilder>) -> Batch {
+        let (mut wires, mut indices, mut urls, mut failed) = (Vec::new(), Vec::new(), Vec::new(), Default::default());
+        for (index, request) in requests.into_iter().enumerate() {
+            match request.to_wire() {
+                Ok(wire) => {
+                    indices.push(index);
+                    urls.push(wire.url.clone());
+                    wires.push(wire);
+                }
+                Err(error) => std::collections::VecDeque::push_back(&mut failed, (index, error)),
+            }
+        }
+        Batch {
+            started: wire::Batch::new(&wires),
+            indices,
+            urls,
+            failed,
+        }
+    }
+}
+
+impl Iterator for Batch {
+    type Item = (usize, Result<Response, Error>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some((index, error)) = self.failed.pop_front() {
+            return Some((index, Err(error)));
+        }
+        let (position, result) = self.started.next()?;
+        let position = position as usize;
+        let url = self.urls.get(position).cloned().unwrap_or_default();
+        let index = self.indices.get(position).copied().unwrap_or(position);
+        Some((index, result.map(|response| Response::new(url, response))))
+    }
+}
+
 /// A response, with the URL of the request that got it (for resolving relative links).
 #[derive(Clone, Debug)]
 pub struct Response {

@@ -7,6 +7,7 @@ wasmtime::component::bindgen!({
     world: "plugin",
     imports: { default: async | trappable },
     exports: { default: async },
+    with: { "apiary:plugin/http.batch": crate::http::StreamingBatch },
 });
 
 pub(crate) use apiary::plugin::{config, http, log, output, secrets, state, types};

@@ -232,7 +232,9 @@ impl PluginArgs {
             .unwrap_or_else(|| manifest.component_path());
         ensure_component(&path)?;
         // Compiling takes seconds of CPU: off the async threads (the CLI's runtime is multi-threaded).
-        Ok(tokio::task::block_in_place(|| runtime.load_component(manifest, grant, &path))?)
+        Ok(tokio::task::block_in_place(|| {
+            runtime.load_component(manifest, grant, &path)
+        })?)
     }
 }
 

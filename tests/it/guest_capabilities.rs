@@ -142,3 +142,44 @@ async fn the_sdk_follows_link_pages_and_stops_on_a_loop() {
         "the first page's items were emitted before the loop was seen"
     );
 }
+
+/// A streaming batch hands over each response as it completes: the plugin gets the fast
+/// request's result while the slow one is still held by the server, and only its own follow-up
+/// request (sent after the first result) lets the slow one finish.
+#[tokio::test(flavor = "multi_thread", worker_threads = 3)]
+async fn a_streaming_batch_yields_each_response_as_it_completes() {
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let release_rx = std::sync::Mutex::new(release_rx);
+    let server = apiary_tests::TestServer::start(move |request, _| {
+        match request.path.as_str() {
+            "/hold" => {
+                // Held until the plugin asks for /release, which it does only after it got a
+                // result from the batch. (A bounded wait, so a broken host fails the test.)
+                let released = release_rx
+                    .lock()
+                    .unwrap()
+                    .recv_timeout(std::time::Duration::from_secs(20));
+                apiary_tests::respond(if released.is_ok() { 200 } else { 504 }, &[], "")
+            }
+            "/release" => {
+                release_tx.send(()).unwrap();
+                apiary_tests::respond(204, &[], "")
+            }
+            _ => apiary_tests::respond(201, &[], ""),
+        }
+    })
+    .await;
+    let (runtime, _clock) = runtime_with_clock();
+    let plugin = test_guest(&runtime, &super::grant(&server.url(), ""));
+    let input = json!({
+        "urls": [format!("{}/hold", server.url()), format!("{}/fast", server.url())],
+        "release": format!("{}/release", server.url()),
+    });
+    let (result, records) = run(&runtime, &plugin, "stream", input).await;
+    result.unwrap();
+    assert_eq!(
+        records,
+        vec![json!({"index": 1, "status": 201}), json!({"index": 0, "status": 200})],
+        "the fast request first, then the held one, released by the plugin"
+    );
+}

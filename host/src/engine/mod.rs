@@ -44,6 +44,10 @@ pub const DEFAULT_MAX_CONCURRENT_RUNS: u32 = 64;
 /// Default number of runs one tenant may have live at once: three quarters of the slots, so
 /// one tenant's burst leaves room for the others.
 pub const DEFAULT_MAX_RUNS_PER_TENANT: u32 = DEFAULT_MAX_CONCURRENT_RUNS / 4 * 3;
+/// Bytes of each freed linear-memory slot kept resident and reset with `memset` for the next run.
+pub const KEEP_RESIDENT_MEMORY_BYTES: usize = 2 * 1024 * 1024;
+/// Bytes of each freed table slot kept resident.
+pub const KEEP_RESIDENT_TABLE_BYTES: usize = 1024 * 1024;
 /// How much of a guest's stderr is kept to explain a trap (a Rust panic message, usually).
 pub const GUEST_STDERR_BYTES: usize = 16 * 1024;
 
@@ -589,6 +593,7 @@ impl Runtime {
                 stats: stats.clone(),
                 deadline: Some(self.clock.monotonic() + deadline),
                 redactor: secrets.redactor.clone(),
+                batches: ResourceTable::new(),
             },
             secrets: SecretsCtx {
                 available: secrets.available,
@@ -733,6 +738,13 @@ fn engine_config(max_runs: u32) -> Config {
     pool.total_tables(max_runs * MAX_TABLES_PER_RUN);
     pool.total_stacks(max_runs);
     pool.max_memory_size(MAX_MEMORY_MIB as usize * 1024 * 1024);
+    // Reset a freed slot by zeroing what the run touched, not by returning pages to the kernel
+    // and faulting them back in: instantiation is then mostly user-space work. The cost is up
+    // to this much resident memory per warm slot (see the README's limits).
+    pool.linear_memory_keep_resident(KEEP_RESIDENT_MEMORY_BYTES);
+    pool.table_keep_resident(KEEP_RESIDENT_TABLE_BYTES);
+    // Where the kernel supports it (Linux 6.7+), zero only the pages a run dirtied.
+    pool.pagemap_scan(wasmtime::Enabled::Auto);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     config
 }

@@ -1,16 +1,21 @@
 //! The plugin's `http` interface: converts the plugin's records to `http` types, sends them
 //! through the [`Egress`] pipeline, and converts back.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
 use http::header::{ACCEPT, HeaderName, HeaderValue, USER_AGENT};
-use wasmtime::component::{HasSelf, Linker};
+use tokio::task::JoinSet;
+use wasmtime::component::{HasSelf, Linker, Resource, ResourceTable};
 
 use super::bounds::{self, MAX_BATCH_REQUESTS, RequestShape};
-use super::{CallStats, Egress, EgressContext, EgressError, EgressPolicy, EgressResponse, RequestOptions, RunStats};
+use super::{
+    CallStats, Egress, EgressContext, EgressError, EgressPolicy, EgressRequest, EgressResponse, RequestOptions,
+    RunStats,
+};
 use crate::bindings::{http as wit, secrets as wit_secrets};
 use crate::secrets::{Placement, RunRedactor, SecretAttachment, SecretError};
 use crate::tenant::TenantId;
@@ -27,6 +32,34 @@ pub(crate) struct HttpCtx {
     pub(crate) stats: Arc<RunStats>,
     pub(crate) deadline: Option<Duration>,
     pub(crate) redactor: Arc<RunRedactor>,
+    /// The run's streaming batches.
+    pub(crate) batches: ResourceTable,
+}
+
+/// A streaming batch: requests not yet started, and the ones in flight (each a task, so it
+/// progresses while the plugin works on earlier results). At most `max_concurrency` are in
+/// flight or finished-but-not-taken, which bounds what the host holds for it. Dropping the
+/// batch aborts what is still in flight.
+#[derive(Debug)]
+pub struct StreamingBatch {
+    pending: VecDeque<(u32, Result<EgressRequest, EgressError>, Arc<CallStats>)>,
+    in_flight: JoinSet<(u32, Result<wit::Response, wit::Error>)>,
+    concurrency: usize,
+    egress: Egress,
+}
+
+impl StreamingBatch {
+    /// Starts requests until `concurrency` are in flight.
+    fn fill(&mut self) {
+        while self.in_flight.len() < self.concurrency {
+            let Some((index, request, call)) = self.pending.pop_front() else {
+                return;
+            };
+            let egress = self.egress.clone();
+            self.in_flight
+                .spawn(async move { (index, finish(egress, request, call).await) });
+        }
+    }
 }
 
 /// Links the `http` interface, reading each run's [`HttpCtx`] through `get`.
@@ -58,9 +91,8 @@ impl wit::Host for HttpCtx {
         // no more than half the run's memory limit (the plugin needs the rest to use them), so
         // a batch never holds more in the host than the plugin could ever hold itself.
         let mut budget = u64::from(self.policy.limits.memory_mib) * 1024 * 1024 / 2;
-        let this = &*self;
-        let responses = futures::stream::iter(requests)
-            .map(|r| this.send_one(r))
+        let sends: Vec<_> = requests.into_iter().map(|r| self.send_one(r)).collect();
+        let responses = futures::stream::iter(sends)
             .buffered(concurrency)
             .map(|result| match result {
                 Ok(response) if response.body.len() as u64 > budget => Err(wit::Error::BodyTooLarge(budget)),
@@ -76,15 +108,60 @@ impl wit::Host for HttpCtx {
     }
 }
 
-impl HttpCtx {
-    async fn send_one(&self, request: wit::Request) -> Result<wit::Response, wit::Error> {
-        let call = Arc::new(CallStats::default());
-        let result = match self.to_egress(request, call.clone()) {
-            Ok(request) => self.egress.send(request).await,
-            Err(error) => Err(error),
+impl wit::HostBatch for HttpCtx {
+    async fn new(&mut self, requests: Vec<wit::Request>) -> wasmtime::Result<Resource<StreamingBatch>> {
+        if requests.len() > MAX_BATCH_REQUESTS {
+            wasmtime::bail!(
+                "a batch of {} requests is over the limit of {MAX_BATCH_REQUESTS}",
+                requests.len()
+            );
+        }
+        let pending = requests
+            .into_iter()
+            .zip(0u32..)
+            .map(|(request, index)| {
+                let call = Arc::new(CallStats::default());
+                (index, self.to_egress(request, call.clone()), call)
+            })
+            .collect();
+        let mut batch = StreamingBatch {
+            pending,
+            in_flight: JoinSet::new(),
+            concurrency: self.policy.limits.max_concurrency as usize,
+            egress: self.egress.clone(),
         };
-        let attempts = call.attempts.load(std::sync::atomic::Ordering::Relaxed);
-        result.map(|r| to_wit_response(r, attempts)).map_err(to_wit_error)
+        batch.fill();
+        Ok(self.batches.push(batch)?)
+    }
+
+    async fn next(
+        &mut self,
+        batch: Resource<StreamingBatch>,
+    ) -> wasmtime::Result<Option<(u32, Result<wit::Response, wit::Error>)>> {
+        let batch = self.batches.get_mut(&batch)?;
+        let Some(done) = batch.in_flight.join_next().await else {
+            return Ok(None);
+        };
+        batch.fill();
+        Ok(Some(done?))
+    }
+
+    async fn drop(&mut self, batch: Resource<StreamingBatch>) -> wasmtime::Result<()> {
+        self.batches.delete(batch)?;
+        Ok(())
+    }
+}
+
+impl HttpCtx {
+    /// Converts `request` now and returns the future that sends it; the future holds no borrow
+    /// of the context (the context's batch table is not `Sync`).
+    fn send_one(
+        &self,
+        request: wit::Request,
+    ) -> impl Future<Output = Result<wit::Response, wit::Error>> + Send + 'static {
+        let call = Arc::new(CallStats::default());
+        let request = self.to_egress(request, call.clone());
+        finish(self.egress.clone(), request, call)
     }
 
     fn to_egress(&self, request: wit::Request, call: Arc<CallStats>) -> Result<http::Request<Bytes>, EgressError> {
@@ -146,6 +223,20 @@ impl HttpCtx {
             .body(request.body.map(Bytes::from).unwrap_or_default())
             .map_err(|e| invalid(e.to_string()))
     }
+}
+
+/// Sends a converted request (or reports why it could not be converted) and converts back.
+async fn finish(
+    egress: Egress,
+    request: Result<EgressRequest, EgressError>,
+    call: Arc<CallStats>,
+) -> Result<wit::Response, wit::Error> {
+    let result = match request {
+        Ok(request) => egress.send(request).await,
+        Err(error) => Err(error),
+    };
+    let attempts = call.attempts.load(std::sync::atomic::Ordering::Relaxed);
+    result.map(|r| to_wit_response(r, attempts)).map_err(to_wit_error)
 }
 
 fn from_wit_attachment(attachment: wit_secrets::SecretAttachment) -> SecretAttachment {

@@ -29,6 +29,7 @@ pub use client::{CONNECT_TIMEOUT, POOL_IDLE_TIMEOUT, POOL_MAX_IDLE_PER_HOST, Poo
 pub use egress::{
     CallStats, EgressContext, EgressError, EgressPolicy, EgressRequest, EgressResponse, RequestOptions, RunStats,
 };
+pub use glue::StreamingBatch;
 pub(crate) use glue::{HttpCtx, add_to_linker};
 pub use pipeline::{Egress, EgressParts};
 pub use stage::{EgressFuture, EgressLayer, EgressService, stage};

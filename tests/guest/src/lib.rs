@@ -29,6 +29,11 @@ const OPERATIONS: &[(&str, &str)] = &[
         "batch",
         "Sends GET {urls} through send-batch and emits one fetch-shaped record per URL, in order",
     ),
+    (
+        "stream",
+        "Starts GET {urls} as one streaming batch and emits {index, status} or {index, error} as each \
+         completes; after the first, sends GET {release} if given",
+    ),
     ("config", "Emits {config: {key: value}} from config get-all"),
     ("state", "Replaces {key}'s state with {value} and emits {old, new}"),
     ("log", "Logs one info line with a field and emits {logged: true}"),
@@ -101,6 +106,7 @@ impl Plugin for TestGuest {
             "alloc" => alloc(),
             "fetch" => fetch(apiary_sdk::parse_input(input)?),
             "batch" => batch(apiary_sdk::parse_input(input)?),
+            "stream" => stream(apiary_sdk::parse_input(input)?),
             "config" => emit_config(),
             "state" => replace_state(apiary_sdk::parse_input(input)?),
             "log" => log_line(),
@@ -225,6 +231,28 @@ struct BatchInput {
 fn batch(input: BatchInput) -> Result<RunSummary, RunError> {
     for result in http::send_all(input.urls.into_iter().map(http::get)) {
         output::emit(&outcome(result))?;
+    }
+    Ok(summary(0))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StreamInput {
+    urls: Vec<String>,
+    #[serde(default)]
+    release: Option<String>,
+}
+
+fn stream(input: StreamInput) -> Result<RunSummary, RunError> {
+    let mut release = input.release;
+    for (index, result) in http::Batch::start(input.urls.into_iter().map(http::get)) {
+        match result {
+            Ok(response) => output::emit(&json!({"index": index, "status": response.status()}))?,
+            Err(error) => output::emit(&json!({"index": index, "error": error.to_string()}))?,
+        }
+        if let Some(url) = release.take() {
+            http::get(url).send()?;
+        }
     }
     Ok(summary(0))
 }
