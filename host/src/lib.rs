@@ -87,7 +87,7 @@ pub use manifest::{
     Limits, LoadedManifest, MANIFEST_FILE, MAX_MEMORY_MIB, Manifest, Permissions, Pin, SecretRequest,
 };
 pub use operator::{OPERATOR_FILE_VAR, OperatorConfig, PluginInstall, SecretSourceConfig};
-pub use output::{MAX_RECORD_BYTES, MemorySink, NdjsonSink, RecordSink};
+pub use output::{MAX_RECORD_BYTES, MAX_RECORDS_PER_CALL, MemorySink, NdjsonSink, RecordSink};
 pub use ratelimit::{
     BucketKey, DEFAULT_MAX_WAIT, Gcra, Quota, RateDecision, RateLimitConfig, RateLimitLayer, RateLimiter,
 };

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use wasmtime::component::{HasSelf, Linker};
 
 use crate::bindings::state as wit;
+use crate::output::RecordSink;
 use crate::tenant::TenantId;
 
 /// Largest value one key may hold: a checkpoint is a cursor or a timestamp, not a data set.
@@ -222,6 +223,9 @@ impl StateStore for FileStateStore {
 pub(crate) struct StateCtx {
     pub(crate) store: Option<Arc<dyn StateStore>>,
     pub(crate) scope: StateScope,
+    /// The run's records, flushed before a checkpoint is stored: a checkpoint never gets ahead
+    /// of the records it stands for.
+    pub(crate) records: Arc<dyn RecordSink>,
 }
 
 /// Links the `state` interface, reading each run's [`StateCtx`] through `get`.
@@ -251,8 +255,14 @@ impl wit::Host for StateCtx {
             return Ok(Err(no_state()));
         };
         let scope = self.scope.clone();
-        let result =
-            tokio::task::spawn_blocking(move || store.put(&scope, &key, &value, StateQuota::default())).await?;
+        let records = self.records.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            records.flush().map_err(|e| {
+                StateError::Storage(format!("the records before this checkpoint could not be written: {e}"))
+            })?;
+            store.put(&scope, &key, &value, StateQuota::default())
+        })
+        .await?;
         Ok(result.map_err(to_wit_error))
     }
 }

@@ -183,3 +183,26 @@ async fn a_streaming_batch_yields_each_response_as_it_completes() {
         "the fast request first, then the held one, released by the plugin"
     );
 }
+
+/// Records are written as the plugin gave them: key order and number precision kept, pretty
+/// JSON put on one line, invalid JSON refused; many records go in one call.
+#[tokio::test]
+async fn records_keep_their_bytes_and_many_go_in_one_call() {
+    let (runtime, _clock) = runtime_with_clock();
+    let plugin = test_guest(&runtime, "");
+    let sink = MemorySink::default();
+    let raw = [
+        r#"{"z":1,"a":12345678901234567890123,"f":1.50}"#,
+        "{\n  \"b\": [1, 2]\n}",
+    ];
+    let request = RunRequest::new("emit-many", Arc::new(sink.clone())).input(json!({ "raw": raw }).to_string());
+    runtime.run(&plugin, request).await.unwrap();
+    assert_eq!(sink.lines(), vec![raw[0].to_string(), r#"{"b":[1,2]}"#.to_string()]);
+
+    let (result, _) = run(&runtime, &plugin, "emit-many", json!({"raw": ["{not json"]})).await;
+    assert!(result.unwrap_err().to_string().contains("not valid JSON"));
+
+    let (result, records) = run(&runtime, &plugin, "emit-many", json!({"count": 5000, "at_once": true})).await;
+    assert_eq!(result.unwrap().records, 5000);
+    assert_eq!(records[4999], json!({"i": 4999}));
+}

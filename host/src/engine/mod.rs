@@ -607,6 +607,7 @@ impl Runtime {
             config: ConfigCtx::new(&manifest.config, &request.config),
             state: StateCtx {
                 store: state,
+                records: request.sink.clone(),
                 scope: StateScope {
                     tenant: request.tenant.clone(),
                     plugin: policy.plugin.clone(),
@@ -643,6 +644,13 @@ impl Runtime {
         };
         let outcome = tokio::time::timeout(deadline, work).await;
         store.data().log.report_dropped();
+        // Records are buffered; whatever the outcome, what the plugin emitted is written out.
+        if let Err(error) = store.data().output.sink.flush() {
+            return Err(RunError::Trap {
+                plugin: name,
+                message: format!("failed to write its records: {error}"),
+            });
+        }
         match outcome {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(trap)) => Err(classify_trap(&name, trap, store.data())),

@@ -37,7 +37,11 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("config", "Emits {config: {key: value}} from config get-all"),
     ("state", "Replaces {key}'s state with {value} and emits {old, new}"),
     ("log", "Logs one info line with a field and emits {logged: true}"),
-    ("emit-many", "Emits {count} records {i} for i from 0"),
+    (
+        "emit-many",
+        "Emits {count} records {i} for i from 0, one call each or all in one call when {at_once}; \
+         or emits each JSON text of {raw} as it is",
+    ),
     ("panic", "Panics with \"test-guest panicked on purpose\""),
     (
         "paginate",
@@ -418,10 +422,26 @@ fn available(input: AvailableInput) -> Result<RunSummary, RunError> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct EmitManyInput {
+    #[serde(default)]
     count: u64,
+    #[serde(default)]
+    at_once: bool,
+    #[serde(default)]
+    raw: Vec<String>,
 }
 
 fn emit_many(input: EmitManyInput) -> Result<RunSummary, RunError> {
+    if !input.raw.is_empty() {
+        for record in &input.raw {
+            output::emit_json(record)?;
+        }
+        return Ok(summary(0));
+    }
+    if input.at_once {
+        let records: Vec<Value> = (0..input.count).map(|i| json!({ "i": i })).collect();
+        output::emit_all(&records).map_err(|(index, error)| RunError::Failed(format!("record {index}: {error}")))?;
+        return Ok(summary(0));
+    }
     for i in 0..input.count {
         output::emit(&json!({ "i": i }))?;
     }
