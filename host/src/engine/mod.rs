@@ -3,6 +3,7 @@
 //! its own memory limit and deadline.
 
 mod cache;
+mod guest_output;
 mod limits;
 
 pub use cache::{cache_key, default_cache_dir};
@@ -16,7 +17,6 @@ use std::time::{Duration, Instant};
 
 use wasmtime::component::{Linker, ResourceTable};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::{self, Plugin as PluginBindings, PluginPre};
@@ -32,11 +32,13 @@ use crate::secrets::{RunRedactor, SecretsCtx, SourceError};
 use crate::state::{MemoryStateStore, StateCtx, StateScope, StateStore};
 use crate::tenant::TenantId;
 use crate::toml_file::ConfigError;
+use guest_output::{GuestOutput, GuestStream};
 use limits::{EpochTicker, MemoryLimiter};
 
 /// Default number of runs that may be live at once (the pooling allocator's slot count).
 pub const DEFAULT_MAX_CONCURRENT_RUNS: u32 = 64;
-/// How much of a guest's stderr is kept to explain a trap (a Rust panic message, usually).
+/// How much of a guest's stderr (and stdout) is kept: the last bytes, to explain a trap (a Rust
+/// panic message, usually, which comes last).
 pub const GUEST_STDERR_BYTES: usize = 16 * 1024;
 
 /// How to build a [`Runtime`].
@@ -299,7 +301,7 @@ impl fmt::Display for RunReport {
 pub(crate) struct RunState {
     wasi: WasiCtx,
     table: ResourceTable,
-    stderr: MemoryOutputPipe,
+    stderr: GuestOutput,
     limiter: MemoryLimiter,
     http: HttpCtx,
     secrets: SecretsCtx,
@@ -521,9 +523,18 @@ impl Runtime {
         let manifest = &plugin.manifest.manifest;
         let deadline = policy.limits.deadline;
         let stats = Arc::new(RunStats::default());
-        let stderr = MemoryOutputPipe::new(GUEST_STDERR_BYTES);
+        let output = |stream| {
+            GuestOutput::new(GUEST_STDERR_BYTES).forward_lines(
+                stream,
+                request.tenant.clone(),
+                policy.plugin.clone(),
+                secrets.redactor.clone(),
+            )
+        };
+        let stderr = output(GuestStream::Stderr);
         // Nothing is granted: no preopened directories, environment, arguments or sockets.
         let wasi = WasiCtx::builder()
+            .stdout(output(GuestStream::Stdout))
             .stderr(stderr.clone())
             .allow_tcp(false)
             .allow_udp(false)
@@ -539,7 +550,8 @@ impl Runtime {
                 tenant: request.tenant.clone(),
                 policy: policy.clone(),
                 stats: stats.clone(),
-                deadline: Some(self.clock.monotonic() + deadline),
+                // Saturating: `Limits` is public, so an embedder can pass a deadline no manifest could.
+                deadline: Some(self.clock.monotonic().saturating_add(deadline)),
                 redactor: secrets.redactor.clone(),
             },
             secrets: SecretsCtx {
