@@ -38,7 +38,7 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::http::HostPattern;
-use crate::manifest::{Limits, Manifest, Pin};
+use crate::manifest::{Limits, MAX_DEADLINE, MAX_REQUEST_TIMEOUT, Manifest, Pin};
 use crate::ratelimit::RateLimitConfig;
 use crate::secrets::{DEFAULT_COMMAND_TIMEOUT, DEFAULT_SECRET_TTL, Placement, SecretSource, SourceSpec};
 use crate::toml_file::duration;
@@ -161,10 +161,10 @@ pub struct LimitCaps {
     #[serde(default)]
     pub memory_mib: Option<u32>,
     /// Example: `deadline = "5m"`
-    #[serde(default, with = "duration::option")]
+    #[serde(default, deserialize_with = "deadline_cap")]
     pub deadline: Option<Duration>,
     /// Example: `request_timeout = "10s"`
-    #[serde(default, with = "duration::option")]
+    #[serde(default, deserialize_with = "request_timeout_cap")]
     pub request_timeout: Option<Duration>,
     /// Example: `max_response_bytes = 1048576`
     #[serde(default)]
@@ -172,6 +172,14 @@ pub struct LimitCaps {
     /// Example: `max_concurrency = 4`
     #[serde(default)]
     pub max_concurrency: Option<u32>,
+}
+
+fn deadline_cap<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    duration::option_at_most(d, MAX_DEADLINE)
+}
+
+fn request_timeout_cap<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    duration::option_at_most(d, MAX_REQUEST_TIMEOUT)
 }
 
 impl LimitCaps {

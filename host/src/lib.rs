@@ -84,16 +84,18 @@ pub use http::{
 pub use log::{LOG_EVENTS_BURST, LOG_EVENTS_PER_SECOND, MAX_LOG_FIELD_BYTES, MAX_LOG_FIELDS, MAX_LOG_MESSAGE_BYTES};
 pub use manifest::{
     DEFAULT_DEADLINE, DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MEMORY_MIB, DEFAULT_REQUEST_TIMEOUT,
-    Limits, LoadedManifest, MANIFEST_FILE, MAX_MEMORY_MIB, Manifest, Permissions, Pin, SecretRequest,
+    Limits, LoadedManifest, MANIFEST_FILE, MAX_DEADLINE, MAX_MEMORY_MIB, MAX_REQUEST_TIMEOUT, Manifest, Permissions,
+    Pin, SecretRequest,
 };
 pub use operator::{OPERATOR_FILE_VAR, OperatorConfig, PluginInstall, SecretSourceConfig};
 pub use output::{MAX_RECORD_BYTES, MAX_RECORDS_PER_CALL, MemorySink, NdjsonSink, RecordSink};
 pub use ratelimit::{
-    BucketKey, DEFAULT_MAX_WAIT, Gcra, Quota, RateDecision, RateLimitConfig, RateLimitLayer, RateLimiter,
+    BucketKey, DEFAULT_MAX_WAIT, Gcra, MAX_RATE_PERIOD, MAX_RATE_WAIT, Quota, RateDecision, RateLimitConfig,
+    RateLimitLayer, RateLimiter,
 };
 pub use retry::{
     AttemptOutcome, DEFAULT_BASE_DELAY, DEFAULT_MAX_DELAY, DEFAULT_MAX_RETRIES, DEFAULT_MAX_RETRY_AFTER,
-    DEFAULT_RETRY_STATUSES, RETRY_AFTER_STATUSES, RetryConfig, RetryDecision, RetryLayer, RetryPolicy,
+    DEFAULT_RETRY_STATUSES, MAX_RETRY_DELAY, RETRY_AFTER_STATUSES, RetryConfig, RetryDecision, RetryLayer, RetryPolicy,
     parse_retry_after, retry_after,
 };
 pub use secrets::{

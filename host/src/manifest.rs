@@ -50,6 +50,12 @@ pub const MAX_MEMORY_MIB: u32 = 4096;
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(10 * 60);
 /// Default timeout of one HTTP attempt.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest `limits.deadline` (and operator cap) accepted: a run is a job, not a daemon, and a
+/// day keeps every instant computed from a deadline far from overflowing.
+pub const MAX_DEADLINE: Duration = Duration::from_secs(24 * 60 * 60);
+/// Longest `limits.request_timeout` (and operator cap) accepted: an hour covers the slowest
+/// export endpoint; beyond that a request has hung.
+pub const MAX_REQUEST_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 /// Default cap on one response body: large JSON pages fit, a runaway download does not.
 pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 16 * 1024 * 1024;
 /// Default number of requests of one `send-batch` in flight at once.
@@ -182,11 +188,11 @@ pub struct Limits {
     pub memory_mib: u32,
     /// Wall-clock deadline of one run, waits included.
     /// Example: `deadline = "10m"`
-    #[serde(with = "duration")]
+    #[serde(deserialize_with = "deadline")]
     pub deadline: Duration,
     /// Timeout of one HTTP attempt unless the request sets its own.
     /// Example: `request_timeout = "30s"`
-    #[serde(with = "duration")]
+    #[serde(deserialize_with = "request_timeout")]
     pub request_timeout: Duration,
     /// Largest response body accepted, in bytes.
     /// Example: `max_response_bytes = 16777216`
@@ -194,6 +200,14 @@ pub struct Limits {
     /// Requests of one batch in flight at once.
     /// Example: `max_concurrency = 8`
     pub max_concurrency: u32,
+}
+
+fn deadline<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    duration::at_most(d, MAX_DEADLINE)
+}
+
+fn request_timeout<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    duration::at_most(d, MAX_REQUEST_TIMEOUT)
 }
 
 impl Default for Limits {
@@ -461,6 +475,44 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("ratelimit[0].rate"), "{err}");
+    }
+
+    /// Regression: `deadline = "18446744073709551615s"` (or `"1000000y"`) was accepted, and the
+    /// run's deadline `now + deadline` overflowed and panicked the host (found by the property
+    /// tests); durations now have documented upper bounds checked with file, line and field.
+    #[test]
+    fn enormous_durations_are_refused_with_line_and_field() {
+        for (table, field, value) in [
+            ("limits", "deadline", "1000000y"),
+            ("limits", "deadline", "18446744073709551615s"),
+            ("limits", "deadline", "25h"),
+            ("limits", "request_timeout", "2h"),
+            ("retry", "base_delay", "2d"),
+            ("retry", "max_delay", "2d"),
+            ("retry", "max_retry_after", "1000000y"),
+        ] {
+            let err = parse(&format!("{MINIMAL}[{table}]\n{field} = \"{value}\"\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with("plugins/x/plugin.toml:5:")
+                    && err.contains(&format!("{table}.{field}: `{value}` is too long: at most")),
+                "{err}"
+            );
+        }
+        let err = parse(&format!(
+            "{MINIMAL}[[ratelimit]]\nbucket = \"h\"\nrate = 1\nper = \"2y\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains(":7:") && err.contains("ratelimit[0].per: `2y` is too long"),
+            "{err}"
+        );
+        let at_bounds = format!(
+            "{MINIMAL}[limits]\ndeadline = \"24h\"\nrequest_timeout = \"1h\"\n[retry]\nmax_retry_after = \"24h\"\n"
+        );
+        assert_eq!(parse(&at_bounds).unwrap().limits.deadline, MAX_DEADLINE);
     }
 
     /// Regression: a third-party manifest said `env = "AWS_SECRET_ACCESS_KEY"` and the host read

@@ -319,6 +319,26 @@ source = "dotenv:secrets/crm.env#CRM_KEY"
         assert!(err.contains("plugins.x.sha256: must be 64 hex digits"), "{err}");
     }
 
+    /// Regression: an operator cap of `deadline = "18446744073709551615s"` was accepted like the
+    /// manifest's (which overflowed the run's deadline); caps have the manifest's bounds.
+    #[test]
+    fn enormous_limit_caps_are_refused() {
+        let err = parse("[plugins.x]\npath = \"p\"\n[plugins.x.limits]\ndeadline = \"18446744073709551615s\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(":4:") && err.contains("plugins.x.limits.deadline: `18446744073709551615s` is too long"),
+            "{err}"
+        );
+        let err = parse("[plugins.x]\npath = \"p\"\n[plugins.x.limits]\nrequest_timeout = \"1000000y\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("plugins.x.limits.request_timeout: `1000000y` is too long"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn find_by_id_or_path_and_list_what_is_installed() {
         let dir = tempfile::tempdir().unwrap();

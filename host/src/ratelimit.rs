@@ -21,6 +21,12 @@ use crate::tenant::TenantId;
 /// exhausted for an hour surfaces to the plugin instead of stalling the run silently.
 pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(60);
 
+/// Longest `per` accepted: a yearly quota is the longest any API publishes, and the bound
+/// keeps every theoretical arrival time the bucket computes far from overflowing.
+pub const MAX_RATE_PERIOD: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+/// Longest `max_wait` accepted: no run outlives [`MAX_DEADLINE`](crate::manifest::MAX_DEADLINE).
+pub const MAX_RATE_WAIT: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// One `[[ratelimit]]` entry of a manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -33,7 +39,7 @@ pub struct RateLimitConfig {
     pub rate: NonZeroU32,
     /// The period of `rate`.
     /// Example: `per = "1h"`
-    #[serde(with = "crate::toml_file::duration")]
+    #[serde(deserialize_with = "rate_period")]
     pub per: Duration,
     /// Requests that may go at once after an idle period (at least 1).
     /// Example: `burst = 10`
@@ -41,8 +47,16 @@ pub struct RateLimitConfig {
     pub burst: NonZeroU32,
     /// Longest wait for a slot before failing with `rate-limited`.
     /// Example: `max_wait = "60s"`
-    #[serde(with = "crate::toml_file::duration", default = "default_max_wait")]
+    #[serde(deserialize_with = "rate_wait", default = "default_max_wait")]
     pub max_wait: Duration,
+}
+
+fn rate_period<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    crate::toml_file::duration::at_most(d, MAX_RATE_PERIOD)
+}
+
+fn rate_wait<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    crate::toml_file::duration::at_most(d, MAX_RATE_WAIT)
 }
 
 fn one() -> NonZeroU32 {
@@ -123,7 +137,7 @@ impl Gcra {
         let tolerance = quota.tolerance();
         let tat = self.tat.unwrap_or(now).max(now);
         let increment = quota.emission_interval.saturating_mul(volume);
-        let new_tat = tat + increment;
+        let new_tat = tat.saturating_add(increment);
         let allow_at = new_tat.saturating_sub(tolerance);
         if now < allow_at || increment > tolerance {
             let retry_after = (increment <= tolerance).then(|| allow_at - now);
@@ -148,7 +162,7 @@ impl Gcra {
     /// Nothing is booked when the wait would exceed `max_wait`; the wait is returned as `Err`.
     pub fn reserve(&mut self, quota: &Quota, now: Duration, max_wait: Duration) -> Result<Duration, Duration> {
         let tat = self.tat.unwrap_or(now).max(now);
-        let new_tat = tat + quota.emission_interval;
+        let new_tat = tat.saturating_add(quota.emission_interval);
         let wait = new_tat.saturating_sub(quota.tolerance()).saturating_sub(now);
         if wait > max_wait {
             return Err(wait);
@@ -294,6 +308,24 @@ mod tests {
 
     fn nz(n: u32) -> NonZeroU32 {
         NonZeroU32::new(n).unwrap()
+    }
+
+    /// Regression: a quota whose period was `u64::MAX` seconds (accepted from a manifest before
+    /// periods were bounded) overflowed `tat + emission_interval` and panicked on the first booking.
+    #[test]
+    fn an_enormous_period_saturates_instead_of_panicking() {
+        let quota = Quota::new(nz(1), Duration::MAX, nz(1));
+        let mut bucket = Gcra::default();
+        let now = Duration::from_secs(1);
+        assert_eq!(
+            bucket.reserve(&quota, now, DEFAULT_MAX_WAIT),
+            Ok(Duration::ZERO),
+            "the first cell is free"
+        );
+        // Past that the arithmetic saturates: no panic, though the answers mean little at this
+        // scale, which is why manifests are held to MAX_RATE_PERIOD.
+        let _ = bucket.reserve(&quota, now, DEFAULT_MAX_WAIT);
+        let _ = bucket.check(&quota, now, u32::MAX);
     }
 
     #[test]

@@ -28,6 +28,10 @@ pub const DEFAULT_MAX_DELAY: Duration = Duration::from_secs(60);
 /// Default cap on a server's `Retry-After`: six hours, as popular clients use. A longer value
 /// is clamped; the run's deadline then decides whether waiting is still worth it.
 pub const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(6 * 60 * 60);
+/// Longest `base_delay`, `max_delay` or `max_retry_after` accepted: a wait longer than a day
+/// outlives any run's deadline ([`MAX_DEADLINE`](crate::manifest::MAX_DEADLINE)), and the bound
+/// keeps `now + wait` far from overflowing.
+pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(24 * 60 * 60);
 /// Statuses retried by default: rate limited, and the transient server errors.
 pub const DEFAULT_RETRY_STATUSES: [u16; 5] = [429, 500, 502, 503, 504];
 /// Statuses whose `Retry-After` header is honoured (RFC 9110 §10.2.3 and common practice).
@@ -42,11 +46,11 @@ pub struct RetryConfig {
     pub max_retries: u32,
     /// Wait before the first retry, doubled for each later one.
     /// Example: `base_delay = "2s"`
-    #[serde(with = "crate::toml_file::duration")]
+    #[serde(deserialize_with = "retry_delay")]
     pub base_delay: Duration,
     /// Cap on one computed wait.
     /// Example: `max_delay = "60s"`
-    #[serde(with = "crate::toml_file::duration")]
+    #[serde(deserialize_with = "retry_delay")]
     pub max_delay: Duration,
     /// Whether to multiply each computed wait by a random factor in [0.5, 1.5], so that many
     /// clients failing together do not retry together.
@@ -57,8 +61,12 @@ pub struct RetryConfig {
     pub statuses: Vec<u16>,
     /// Cap on a server's `Retry-After`.
     /// Example: `max_retry_after = "6h"`
-    #[serde(with = "crate::toml_file::duration")]
+    #[serde(deserialize_with = "retry_delay")]
     pub max_retry_after: Duration,
+}
+
+fn retry_delay<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    crate::toml_file::duration::at_most(d, MAX_RETRY_DELAY)
 }
 
 impl Default for RetryConfig {
@@ -297,7 +305,9 @@ impl EgressLayer for RetryLayer {
                     RetryDecision::Exhausted => return give_up(attempt, result),
                     RetryDecision::Retry { after, server_asked } => (after, server_asked),
                 };
-                let past_deadline = ctx.deadline.is_some_and(|d| self.clock.monotonic() + after > d);
+                let past_deadline = ctx
+                    .deadline
+                    .is_some_and(|d| self.clock.monotonic().saturating_add(after) > d);
                 if past_deadline {
                     let rate_limited = matches!(&result, Ok(r) if r.status() == StatusCode::TOO_MANY_REQUESTS);
                     if server_asked && rate_limited {

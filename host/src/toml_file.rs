@@ -104,8 +104,28 @@ pub(crate) mod duration {
         })
     }
 
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        parse(&String::deserialize(d)?)
+    /// A duration no longer than `max`: a typo like `"1000000y"` is refused at load, with the
+    /// file, line and field, instead of overflowing a deadline computed from it during a run.
+    pub(crate) fn at_most<'de, D: Deserializer<'de>>(d: D, max: Duration) -> Result<Duration, D::Error> {
+        parse_at_most(&String::deserialize(d)?, max)
+    }
+
+    /// As [`at_most`], for an optional field.
+    pub(crate) fn option_at_most<'de, D: Deserializer<'de>>(d: D, max: Duration) -> Result<Option<Duration>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|t| parse_at_most(&t, max))
+            .transpose()
+    }
+
+    fn parse_at_most<E: serde::de::Error>(text: &str, max: Duration) -> Result<Duration, E> {
+        let value = parse(text)?;
+        if value > max {
+            return Err(E::custom(format!(
+                "`{text}` is too long: at most {} is allowed",
+                humantime::format_duration(max)
+            )));
+        }
+        Ok(value)
     }
 
     /// The same, for an optional field.

@@ -75,6 +75,7 @@ async fn logging_and_describe_work() {
         "log",
         "emit-many",
         "panic",
+        "chatty",
         "paginate",
     ] {
         assert!(

@@ -94,6 +94,20 @@ async fn a_panic_is_a_crash_that_quotes_the_guest() {
     assert!(err.to_string().contains("test-guest panicked on purpose"), "{err}");
 }
 
+/// Regression: guest stderr was a 16 KiB pipe that failed writes once full, so a guest that
+/// printed more and then panicked died in `eprint!` instead, and its panic message was lost.
+#[tokio::test]
+async fn a_chatty_guest_that_panics_still_reports_its_last_words() {
+    let (runtime, _clock) = runtime_with_clock();
+    let plugin = test_guest(&runtime, "");
+    let (result, _) = run(&runtime, &plugin, "chatty", json!({"bytes": 1024 * 1024})).await;
+    let err = result.unwrap_err();
+    assert!(matches!(err, RunError::Trap { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(message.contains("chatty guest: last words"), "{message}");
+    assert!(!message.contains("failed printing to stderr"), "{message}");
+}
+
 #[tokio::test]
 async fn an_unknown_operation_is_named() {
     let (runtime, _clock) = runtime_with_clock();

@@ -4,6 +4,7 @@
 
 mod admission;
 mod cache;
+mod guest_output;
 mod limits;
 
 pub use admission::{AdmissionConfig, Busy, DEFAULT_QUEUE_TIMEOUT, MAX_QUEUED_PER_TENANT};
@@ -20,7 +21,6 @@ use std::time::{Duration, Instant};
 
 use wasmtime::component::{Linker, ResourceTable};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::{self, Plugin as PluginBindings, PluginPre};
@@ -37,6 +37,7 @@ use crate::state::{MemoryStateStore, StateCtx, StateScope, StateStore};
 use crate::tenant::TenantId;
 use crate::toml_file::ConfigError;
 use admission::{Admission, Admitted};
+use guest_output::{GuestOutput, GuestStream};
 use limits::{EpochTicker, RunLimiter};
 
 /// Default number of runs that may be live at once (the pooling allocator's slot count).
@@ -48,7 +49,8 @@ pub const DEFAULT_MAX_RUNS_PER_TENANT: u32 = DEFAULT_MAX_CONCURRENT_RUNS / 4 * 3
 pub const KEEP_RESIDENT_MEMORY_BYTES: usize = 2 * 1024 * 1024;
 /// Bytes of each freed table slot kept resident.
 pub const KEEP_RESIDENT_TABLE_BYTES: usize = 1024 * 1024;
-/// How much of a guest's stderr is kept to explain a trap (a Rust panic message, usually).
+/// How much of a guest's stderr (and stdout) is kept: the last bytes, to explain a trap (a Rust
+/// panic message, usually, which comes last).
 pub const GUEST_STDERR_BYTES: usize = 16 * 1024;
 
 /// How to build a [`Runtime`].
@@ -325,7 +327,7 @@ impl fmt::Display for RunReport {
 pub(crate) struct RunState {
     wasi: WasiCtx,
     table: ResourceTable,
-    stderr: MemoryOutputPipe,
+    stderr: GuestOutput,
     limiter: RunLimiter,
     http: HttpCtx,
     secrets: SecretsCtx,
@@ -573,9 +575,18 @@ impl Runtime {
         let manifest = &plugin.manifest.manifest;
         let deadline = policy.limits.deadline;
         let stats = Arc::new(RunStats::default());
-        let stderr = MemoryOutputPipe::new(GUEST_STDERR_BYTES);
+        let output = |stream| {
+            GuestOutput::new(GUEST_STDERR_BYTES).forward_lines(
+                stream,
+                request.tenant.clone(),
+                policy.plugin.clone(),
+                secrets.redactor.clone(),
+            )
+        };
+        let stderr = output(GuestStream::Stderr);
         // Nothing is granted: no preopened directories, environment, arguments or sockets.
         let wasi = WasiCtx::builder()
+            .stdout(output(GuestStream::Stdout))
             .stderr(stderr.clone())
             .allow_tcp(false)
             .allow_udp(false)
@@ -591,7 +602,8 @@ impl Runtime {
                 tenant: request.tenant.clone(),
                 policy: policy.clone(),
                 stats: stats.clone(),
-                deadline: Some(self.clock.monotonic() + deadline),
+                // Saturating: `Limits` is public, so an embedder can pass a deadline no manifest could.
+                deadline: Some(self.clock.monotonic().saturating_add(deadline)),
                 redactor: secrets.redactor.clone(),
                 batches: ResourceTable::new(),
             },

@@ -44,6 +44,11 @@ const OPERATIONS: &[(&str, &str)] = &[
     ),
     ("panic", "Panics with \"test-guest panicked on purpose\""),
     (
+        "chatty",
+        "Writes {bytes} to stderr and to stdout in 64-byte lines, then panics with \
+         \"chatty guest: last words\"",
+    ),
+    (
         "paginate",
         "Follows Link rel=next from {url} (attaching {secrets?} to every page), emits every item \
          of each page's JSON array",
@@ -116,6 +121,7 @@ impl Plugin for TestGuest {
             "log" => log_line(),
             "emit-many" => emit_many(apiary_sdk::parse_input(input)?),
             "panic" => panic!("test-guest panicked on purpose"),
+            "chatty" => chatty(apiary_sdk::parse_input(input)?),
             "paginate" => paginate(apiary_sdk::parse_input(input)?),
             "wasi" => probe_wasi(apiary_sdk::parse_input(input)?),
             "leak" => leak(apiary_sdk::parse_input(input)?),
@@ -446,6 +452,22 @@ fn emit_many(input: EmitManyInput) -> Result<RunSummary, RunError> {
         output::emit(&json!({ "i": i }))?;
     }
     Ok(summary(0))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChattyInput {
+    bytes: usize,
+}
+
+fn chatty(input: ChattyInput) -> ! {
+    let line = format!("{:063}\n", 0);
+    for _ in 0..input.bytes / line.len() {
+        // `eprint!` panics when a write fails: a full stderr would hide the real panic below.
+        eprint!("{line}");
+        print!("{line}");
+    }
+    panic!("chatty guest: last words");
 }
 
 #[derive(Deserialize)]
