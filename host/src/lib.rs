@@ -73,10 +73,10 @@ pub use grant::{
 };
 pub use guest_text::escape_guest_text;
 pub use http::{
-    AllowlistLayer, CONNECT_TIMEOUT, CallStats, Egress, EgressContext, EgressError, EgressFuture, EgressLayer,
-    EgressParts, EgressPolicy, EgressRequest, EgressResponse, EgressService, HostPattern, HostPatternError,
-    POOL_IDLE_TIMEOUT, POOL_MAX_IDLE_PER_HOST, PooledClient, RequestOptions, RunStats, TimeoutLayer, destination,
-    stage,
+    AddressKind, AllowlistLayer, CONNECT_TIMEOUT, CallStats, Cidr, CidrError, Egress, EgressContext, EgressError,
+    EgressFuture, EgressLayer, EgressParts, EgressPolicy, EgressRequest, EgressResponse, EgressService,
+    ForbiddenAddress, HostPattern, HostPatternError, NetPolicy, POOL_IDLE_TIMEOUT, POOL_MAX_IDLE_PER_HOST,
+    PooledClient, RequestOptions, Resolve, RunStats, StaticResolver, SystemResolver, TimeoutLayer, destination, stage,
 };
 pub use log::MAX_LOG_MESSAGE_BYTES;
 pub use manifest::{

@@ -9,6 +9,7 @@ use bytes::Bytes;
 
 use std::collections::BTreeMap;
 
+use super::{ForbiddenAddress, NetPolicy};
 use crate::clock::Clock;
 use crate::grant::{Destinations, Resolved};
 use crate::manifest::{Limits, Manifest};
@@ -32,6 +33,8 @@ pub struct EgressPolicy {
     pub plugin: String,
     /// Destinations the plugin may reach.
     pub hosts: Destinations,
+    /// Special-purpose networks (loopback, private, ...) its connections may reach.
+    pub net: NetPolicy,
     /// Secrets granted, with their placement, destinations and cached source.
     pub secrets: BTreeMap<String, Arc<HeldSecret>>,
     /// The retry policy.
@@ -57,6 +60,7 @@ impl EgressPolicy {
         Self {
             plugin: resolved.plugin_id,
             hosts: resolved.hosts,
+            net: resolved.net,
             secrets,
             retry: RetryPolicy::new(manifest.retry.clone()),
             ratelimits: resolved.ratelimits,
@@ -69,6 +73,7 @@ impl EgressPolicy {
         Self {
             plugin: plugin.to_string(),
             hosts: Destinations::new(Vec::new()),
+            net: NetPolicy::default(),
             secrets: BTreeMap::new(),
             retry: RetryPolicy::new(crate::retry::RetryConfig::default()),
             ratelimits: Vec::new(),
@@ -204,6 +209,17 @@ pub enum EgressError {
         destination: String,
         /// The plugin that asked.
         plugin: String,
+    },
+    /// The destination resolved to (or is) an address the plugin may not connect to; no
+    /// connection was attempted, and none is retried.
+    #[error("{destination} is refused for plugin `{plugin}`: {refused}")]
+    ForbiddenAddress {
+        /// The host of the URL.
+        destination: String,
+        /// The plugin that asked.
+        plugin: String,
+        /// The address refused, its kind, and the grant that would allow it.
+        refused: ForbiddenAddress,
     },
     /// The request is malformed.
     #[error("invalid request: {0}")]

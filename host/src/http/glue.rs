@@ -159,7 +159,7 @@ fn millis(d: Duration) -> u64 {
 
 fn to_wit_error(error: EgressError) -> wit::Error {
     match error {
-        EgressError::Denied { .. } => wit::Error::Denied(error.to_string()),
+        EgressError::Denied { .. } | EgressError::ForbiddenAddress { .. } => wit::Error::Denied(error.to_string()),
         EgressError::InvalidRequest(message) => wit::Error::InvalidRequest(message),
         EgressError::Timeout(after) => wit::Error::Timeout(millis(after)),
         EgressError::RateLimited(wait) => wit::Error::RateLimited(millis(wait)),
