@@ -212,7 +212,7 @@ pub enum EgressError {
     },
     /// The destination resolved to (or is) an address the plugin may not connect to; no
     /// connection was attempted, and none is retried.
-    #[error("{destination} is refused for plugin `{plugin}`: {refused}")]
+    #[error("plugin `{plugin}` may not connect to {destination}: {refused}")]
     ForbiddenAddress {
         /// The host of the URL.
         destination: String,
