@@ -64,7 +64,8 @@ fn one_request(c: &mut Criterion) {
         std::path::Path::new("bench.toml"),
     )
     .unwrap();
-    let resolved = resolve(&manifest, &Grant::local(&manifest)).unwrap();
+    let grant = Grant::local(&manifest).network("127.0.0.0/8".parse().unwrap());
+    let resolved = resolve(&manifest, &grant).unwrap();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
     let policy = Arc::new(EgressPolicy::new(&manifest, resolved, &clock));
     let egress = Egress::new(EgressParts::default());
