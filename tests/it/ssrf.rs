@@ -125,3 +125,22 @@ async fn a_plugin_never_reuses_a_connection_opened_under_a_wider_grant() {
     assert_refused(&record, "127.0.0.1", "loopback");
     assert_eq!(server.received().len(), 1, "only the granted plugin's request arrived");
 }
+
+#[tokio::test]
+async fn decimal_hex_and_octal_spellings_of_loopback_are_refused_as_loopback() {
+    // `url` reads these as 127.0.0.1 (so the allowlist's `http://127.0.0.1:*` matches) but
+    // hyper-util does not, so it hands them to the system resolver, whose `getaddrinfo` reads
+    // them as 127.0.0.1 too, locally and without DNS. The check sees the resolved address.
+    let server = TestServer::start(|_, _| respond(200, &[], "reached")).await;
+    let runtime = Runtime::new(test_runtime_config()).expect("runtime");
+    let plugin = test_guest_exactly(&runtime, HOSTS, Grant::local);
+    let port = server.addr().port();
+    for host in ["2130706433", "0x7f000001", "0177.0.0.1", "127.1"] {
+        let record = fetch(&runtime, &plugin, &format!("http://{host}:{port}/")).await;
+        assert_refused(&record, "127.0.0.1", "loopback");
+    }
+    assert_eq!(server.connections(), 0);
+    let granted = test_guest_granted(&runtime, HOSTS, Grant::local);
+    let record = fetch(&runtime, &granted, &format!("http://2130706433:{port}/")).await;
+    assert_eq!(record["body"], "reached", "{record}");
+}
