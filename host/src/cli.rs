@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::demo::{DEMO_REPOSITORY, DemoApi, DemoApiConfig};
 use crate::{
-    FileStateStore, Grant, Manifest, MemoryStateStore, NdjsonSink, OperatorConfig, Plugin, RunRequest, Runtime,
+    Cidr, FileStateStore, Grant, Manifest, MemoryStateStore, NdjsonSink, OperatorConfig, Plugin, RunRequest, Runtime,
     RuntimeConfig, SecretGrant, SourceSpec, StateStore, StaticSource, TenantId,
 };
 
@@ -80,6 +80,11 @@ pub struct PluginArgs {
     /// Secrets granted on the command line.
     #[command(flatten)]
     pub grants: SecretFlags,
+    /// Lets the plugin connect to addresses in CIDR (e.g. 127.0.0.0/8, 10.1.2.3, ::1/128), which
+    /// are otherwise refused when they are loopback, private, link-local or otherwise special,
+    /// whatever name resolves to them (repeatable).
+    #[arg(long = "allow-net", value_name = "CIDR")]
+    pub allow_net: Vec<Cidr>,
     /// Use this component instead of the manifest's (or the operator file's) `component`.
     #[arg(long)]
     pub component: Option<PathBuf>,
@@ -225,6 +230,7 @@ impl PluginArgs {
             }
         };
         self.grants.grant(&manifest.manifest, &mut grant)?;
+        grant.networks.extend(self.allow_net.iter().copied());
         let path = self
             .component
             .clone()
@@ -402,7 +408,10 @@ impl DemoCommand {
         let flags = SecretFlags::default();
         let mut grant = Grant::local(&manifest.manifest);
         flags.grant(&manifest.manifest, &mut grant)?;
-        let grant = grant.secret("github_token", SecretGrant::new(StaticSource::new(token.into())));
+        // Its example API listens on loopback, which a plugin may reach only when granted.
+        let grant = grant
+            .secret("github_token", SecretGrant::new(StaticSource::new(token.into())))
+            .network(DEMO_NETWORK.parse().expect("a valid network"));
         let path = self.component.clone().unwrap_or_else(|| manifest.component_path());
         ensure_component(&path)?;
         let plugin = tokio::task::block_in_place(|| runtime.load_component(manifest, grant, &path))?;
@@ -425,6 +434,9 @@ impl DemoCommand {
         Ok(())
     }
 }
+
+/// The network the demo's example API listens in, granted to the plugin.
+const DEMO_NETWORK: &str = "127.0.0.0/8";
 
 /// `plugins/github` under the working directory, else next to this crate's sources.
 fn default_github_plugin_dir() -> anyhow::Result<PathBuf> {

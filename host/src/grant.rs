@@ -37,7 +37,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use url::Url;
 
-use crate::http::HostPattern;
+use crate::http::{Cidr, HostPattern, NetPolicy};
 use crate::manifest::{Limits, MAX_DEADLINE, MAX_REQUEST_TIMEOUT, Manifest, Pin};
 use crate::ratelimit::RateLimitConfig;
 use crate::secrets::{DEFAULT_COMMAND_TIMEOUT, DEFAULT_SECRET_TTL, Placement, SecretSource, SourceSpec};
@@ -62,6 +62,9 @@ pub struct Grant {
     pub plugin_id: String,
     /// Destinations granted; a request must match one of these and one the plugin asked for.
     pub hosts: Vec<HostPattern>,
+    /// Special-purpose networks (loopback, private, link-local, ...) the plugin's connections
+    /// may reach; every other such address is refused, whatever name resolves to it.
+    pub networks: Vec<Cidr>,
     /// Secrets granted, by name, with the source of each value.
     pub secrets: BTreeMap<String, SecretGrant>,
     /// Caps on the limits the plugin asks for.
@@ -80,6 +83,7 @@ impl Grant {
         Self {
             plugin_id: plugin_id.into(),
             hosts: Vec::new(),
+            networks: Vec::new(),
             secrets: BTreeMap::new(),
             limits: LimitCaps::default(),
             ratelimits: Vec::new(),
@@ -101,6 +105,12 @@ impl Grant {
     /// The same grant with `pattern` granted too.
     pub fn host(mut self, pattern: HostPattern) -> Self {
         self.hosts.push(pattern);
+        self
+    }
+
+    /// The same grant with the network `cidr` granted too.
+    pub fn network(mut self, cidr: Cidr) -> Self {
+        self.networks.push(cidr);
         self
     }
 
@@ -243,6 +253,8 @@ pub struct Resolved {
     pub plugin_id: String,
     /// Destinations the plugin may reach.
     pub hosts: Destinations,
+    /// Special-purpose networks its connections may reach.
+    pub net: NetPolicy,
     /// Secrets asked for and granted.
     pub secrets: BTreeMap<String, ResolvedSecret>,
     /// The plugin's limits under the operator's caps.
@@ -329,6 +341,7 @@ pub fn resolve(manifest: &Manifest, grant: &Grant) -> Result<Resolved, GrantErro
     Ok(Resolved {
         plugin_id: grant.plugin_id.clone(),
         hosts,
+        net: NetPolicy::new(grant.networks.clone()),
         secrets,
         limits: grant.limits.apply(&manifest.limits),
         ratelimits: manifest.ratelimit.iter().chain(&grant.ratelimits).cloned().collect(),
@@ -367,6 +380,11 @@ impl fmt::Display for GrantReport<'_> {
         for pattern in grant.hosts.iter().filter(|g| !asked.hosts.iter().any(|a| a.covers(g))) {
             writeln!(f, "  {:<38} {:<10} yes (not used)", pattern.to_string(), "no")?;
         }
+        let networks = match grant.networks.as_slice() {
+            [] => "none (loopback, private and link-local addresses are refused)".to_string(),
+            networks => networks.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+        };
+        writeln!(f, "networks:    {networks}")?;
         writeln!(f, "\n{:<20} {:<24} {:<9} granted", "secrets", "placement", "required")?;
         for (name, request) in &asked.secrets {
             let granted = match grant.secrets.get(name) {
@@ -585,6 +603,19 @@ mod tests {
     }
 
     #[test]
+    fn granted_networks_become_the_run_s_net_policy() {
+        let grant = Grant::local(&manifest("")).secret("key", secret());
+        let resolved = resolve(&manifest(""), &grant).unwrap();
+        assert_eq!(resolved.net, NetPolicy::default(), "nothing special unless granted");
+        let grant = grant
+            .network("::1".parse().unwrap())
+            .network("127.0.0.0/8".parse().unwrap());
+        let resolved = resolve(&manifest(""), &grant).unwrap();
+        assert!(resolved.net.check("127.0.0.1".parse().unwrap()).is_ok());
+        assert!(resolved.net.check("10.0.0.1".parse().unwrap()).is_err());
+    }
+
+    #[test]
     fn two_installs_of_one_plugin_get_their_own_ids() {
         let a = resolve(&manifest(""), &Grant::new("crm-a").secret("key", secret())).unwrap();
         let b = resolve(&manifest(""), &Grant::new("crm-b").secret("key", secret())).unwrap();
@@ -623,6 +654,14 @@ mod tests {
         assert!(line("http://127.0.0.1:*").trim_end().ends_with("partly"), "{report}");
         assert!(line("  key").contains("NO: the plugin cannot run"), "{report}");
         assert!(line("memory_mib").contains("512"), "{report}");
+        assert!(line("networks:").contains("none"), "{report}");
+        let grant = grant.network("127.0.0.0/8".parse().unwrap());
+        let report = GrantReport {
+            manifest: &manifest,
+            grant: &grant,
+        }
+        .to_string();
+        assert!(report.contains("networks:    127.0.0.0/8\n"), "{report}");
         assert!(!report.contains("static-secret-value"));
     }
 }

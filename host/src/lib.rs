@@ -75,11 +75,11 @@ pub use grant::{
 };
 pub use guest_text::escape_guest_text;
 pub use http::{
-    AllowlistLayer, CONNECT_TIMEOUT, CallStats, Egress, EgressContext, EgressError, EgressFuture, EgressLayer,
-    EgressParts, EgressPolicy, EgressRequest, EgressResponse, EgressService, HostPattern, HostPatternError,
-    MAX_ATTACHMENTS, MAX_BATCH_REQUESTS, MAX_REQUEST_BODY_BYTES, MAX_REQUEST_HEADER_BYTES, MAX_REQUEST_HEADERS,
-    MAX_URL_BYTES, POOL_IDLE_TIMEOUT, POOL_MAX_IDLE_PER_HOST, PooledClient, RequestOptions, RunStats, TimeoutLayer,
-    destination, stage,
+    AddressKind, AllowlistLayer, CONNECT_TIMEOUT, CallStats, Cidr, CidrError, Egress, EgressContext, EgressError,
+    EgressFuture, EgressLayer, EgressParts, EgressPolicy, EgressRequest, EgressResponse, EgressService,
+    ForbiddenAddress, HostPattern, HostPatternError, MAX_ATTACHMENTS, MAX_BATCH_REQUESTS, MAX_REQUEST_BODY_BYTES,
+    MAX_REQUEST_HEADER_BYTES, MAX_REQUEST_HEADERS, MAX_URL_BYTES, NetPolicy, POOL_IDLE_TIMEOUT, POOL_MAX_IDLE_PER_HOST,
+    PooledClient, RequestOptions, Resolve, RunStats, StaticResolver, SystemResolver, TimeoutLayer, destination, stage,
 };
 pub use log::{LOG_EVENTS_BURST, LOG_EVENTS_PER_SECOND, MAX_LOG_FIELD_BYTES, MAX_LOG_FIELDS, MAX_LOG_MESSAGE_BYTES};
 pub use manifest::{

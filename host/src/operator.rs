@@ -9,6 +9,7 @@
 //! path = "plugins/github"                    # the plugin's directory, relative to this file
 //! sha256 = "9f86d0…"                         # optional: the component's pin
 //! hosts = ["https://api.github.com"]         # granted: only these of the hosts it asks for
+//! allow_net = ["10.20.0.0/16"]               # optional: private networks it may connect to
 //!
 //! [plugins.github.secrets.github_token]
 //! source = "cmd:pass show apiary/github"     # or env:VAR, dotenv:FILE[#KEY]
@@ -34,7 +35,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 
 use crate::grant::{Grant, GrantOrigin, LimitCaps, SecretGrant, is_valid_plugin_id};
-use crate::http::HostPattern;
+use crate::http::{Cidr, HostPattern};
 use crate::manifest::{MANIFEST_FILE, Pin};
 use crate::ratelimit::RateLimitConfig;
 use crate::secrets::{DEFAULT_COMMAND_TIMEOUT, DEFAULT_SECRET_TTL, SourceSpec};
@@ -78,6 +79,11 @@ pub struct PluginInstall {
     /// Example: `hosts = ["https://api.github.com"]`
     #[serde(default)]
     pub hosts: Vec<HostPattern>,
+    /// Special-purpose networks (loopback, private, link-local, ...) the plugin may connect
+    /// to; without one, a granted host that resolves to such an address is refused.
+    /// Example: `allow_net = ["127.0.0.0/8", "10.20.0.0/16"]`
+    #[serde(default)]
+    pub allow_net: Vec<Cidr>,
     /// Secrets granted, by the name the plugin asks for.
     /// Example: `[plugins.github.secrets.github_token] source = "env:GITHUB_TOKEN"`
     #[serde(default)]
@@ -217,6 +223,7 @@ impl OperatorConfig {
             return grant;
         };
         grant.hosts = install.hosts.clone();
+        grant.networks = install.allow_net.clone();
         grant.limits = install.limits.clone();
         grant.ratelimits = install.ratelimit.clone();
         grant.pin = install.sha256.as_ref().map(|expected| Pin {
@@ -256,6 +263,7 @@ mod tests {
 path = "plugins/github"
 sha256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 hosts = ["https://api.github.com"]
+allow_net = ["10.20.0.0/16", "::1"]
 
 [plugins.github.secrets.github_token]
 source = "cmd:pass show apiary/github"
@@ -287,6 +295,9 @@ source = "dotenv:secrets/crm.env#CRM_KEY"
         let grant = config.grant("github");
         assert_eq!(grant.plugin_id, "github");
         assert_eq!(grant.hosts.len(), 1);
+        let networks: Vec<String> = grant.networks.iter().map(ToString::to_string).collect();
+        assert_eq!(networks, ["10.20.0.0/16", "::1/128"]);
+        assert!(config.grant("crm-b").networks.is_empty(), "nothing special by default");
         assert_eq!(grant.limits.memory_mib, Some(64));
         assert_eq!(grant.ratelimits.len(), 1);
         assert_eq!(grant.pin.as_ref().unwrap().field, "plugins.github.sha256");
@@ -317,6 +328,15 @@ source = "dotenv:secrets/crm.env#CRM_KEY"
             .unwrap_err()
             .to_string();
         assert!(err.contains("plugins.x.sha256: must be 64 hex digits"), "{err}");
+        let err = parse("[plugins.x]\npath = \"p\"\nallow_net = [\"127.0.0.0/8\", \"10.0.0.1/8\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(
+                ":3:13: plugins.x.allow_net[1]: invalid network `10.0.0.1/8`: bits are set after the prefix; the network is 10.0.0.0/8"
+            ),
+            "{err}"
+        );
     }
 
     /// Regression: an operator cap of `deadline = "18446744073709551615s"` was accepted like the

@@ -568,4 +568,42 @@ mod tests {
         let none = RetryPolicy::default().narrowed_to(0);
         assert_eq!(decide_status(&none, 503, &headers, true), RetryDecision::Exhausted);
     }
+
+    /// Sends one GET through a retry layer over a stub failing every attempt with `error`, and
+    /// counts the attempts.
+    async fn attempts_failing_with(error: EgressError) -> (u32, Result<EgressResponse, EgressError>) {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        let calls = Arc::new(AtomicU32::new(0));
+        let counted = calls.clone();
+        let next = EgressService::new(tower::service_fn(move |_: EgressRequest| {
+            counted.fetch_add(1, Ordering::Relaxed);
+            std::future::ready(Err::<EgressResponse, _>(error.clone()))
+        }));
+        let clock: Arc<dyn Clock> = Arc::new(crate::ManualClock::new());
+        let layer = RetryLayer::new(clock, Arc::new(Mutex::new(fastrand::Rng::with_seed(1))));
+        let policy = Arc::new(crate::EgressPolicy::deny_all("p", crate::Limits::default()));
+        let mut request = http::Request::get("http://api.test.invalid/")
+            .body(bytes::Bytes::new())
+            .unwrap();
+        EgressContext::new(crate::TenantId::default(), policy).attach_to(&mut request);
+        let result = layer.call(request, next).await;
+        (calls.load(Ordering::Relaxed), result)
+    }
+
+    #[tokio::test]
+    async fn a_refused_address_is_never_retried() {
+        let (attempts, _) = attempts_failing_with(EgressError::Connect("refused".into())).await;
+        assert_eq!(attempts, 1 + DEFAULT_MAX_RETRIES, "a connect failure is retried");
+        let refused = crate::NetPolicy::default()
+            .check(std::net::IpAddr::from([127, 0, 0, 1]))
+            .unwrap_err();
+        let error = EgressError::ForbiddenAddress {
+            destination: "api.test.invalid".into(),
+            plugin: "p".into(),
+            refused,
+        };
+        let (attempts, result) = attempts_failing_with(error.clone()).await;
+        assert_eq!(attempts, 1);
+        assert_eq!(result.unwrap_err(), error, "returned as is, not as retries-exhausted");
+    }
 }

@@ -55,8 +55,14 @@ fn numbers(stdout: &str) -> Vec<u64> {
         .collect()
 }
 
-/// `run plugins/github issues` against `api`, with `extra` arguments.
+/// `run plugins/github issues` against `api` (on loopback, so granted with `--allow-net`), with
+/// `extra` arguments.
 fn github_run(api: &DemoApi, extra: &[&str]) -> Vec<String> {
+    github_run_without_network(api, &[&["--allow-net", "127.0.0.0/8"], extra].concat())
+}
+
+/// `run plugins/github issues` against `api`, with `extra` arguments and no network granted.
+fn github_run_without_network(api: &DemoApi, extra: &[&str]) -> Vec<String> {
     let base_url = format!("base_url={}", api.base_url());
     let args = [
         "run",
@@ -161,6 +167,23 @@ fn a_secret_that_is_not_granted_is_one_clear_line_and_a_failure_exit() {
     assert!(output.stdout.is_empty());
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_loopback_api_without_allow_net_is_one_line_naming_the_address_and_the_flag() {
+    let api = demo_api(3).await;
+    let secret = "github_token=env:APIARY_CLI_TEST_TOKEN";
+    let args = github_run_without_network(&api, &["--secret", secret, "--log", "error"]);
+    let envs = vec![("APIARY_CLI_TEST_TOKEN".to_string(), TOKEN.to_string())];
+    let output = spawn_apiary(args, envs).await;
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    for needle in ["127.0.0.1 is a loopback address", "--allow-net 127.0.0.0/8"] {
+        assert!(stderr.contains(needle), "{needle}: {stderr}");
+    }
+    assert!(api.requests().is_empty(), "nothing reached the API");
+}
+
 /// Regression: the host read whatever variable the plugin's manifest named. Now it reads only
 /// what the person running it points at, and says what is wrong with the rest.
 #[test]
@@ -258,12 +281,12 @@ fn bad_input_and_bad_manifests_are_reported_with_their_place() {
     assert_eq!(text(&output.stderr), expected);
 }
 
-/// An operator file installing the github plugin as `gh`, granting only `hosts` and the token
-/// from a `.env` file beside it.
+/// An operator file installing the github plugin as `gh`, granting only `hosts`, loopback (where
+/// the demo API listens) and the token from a `.env` file beside it.
 fn operator_file(dir: &Path, hosts: &str, extra: &str) -> String {
     std::fs::write(dir.join("secrets.env"), format!("GH_TOKEN={TOKEN}\n")).unwrap();
     let text = format!(
-        "[plugins.gh]\npath = {GITHUB_DIR:?}\ncomponent = {:?}\nhosts = {hosts}\n{extra}\n\
+        "[plugins.gh]\npath = {GITHUB_DIR:?}\ncomponent = {:?}\nhosts = {hosts}\nallow_net = [\"127.0.0.0/8\"]\n{extra}\n\
          [plugins.gh.secrets.github_token]\nsource = \"dotenv:secrets.env#GH_TOKEN\"\n\
          [plugins.gh.limits]\nmemory_mib = 64\n",
         components::GITHUB_PLUGIN
@@ -405,6 +428,7 @@ fn inspect_prints_what_is_requested_beside_what_is_granted() {
     );
     assert!(line("http://127.0.0.1:*").trim_end().ends_with("no"), "{stdout}");
     assert!(line("github_token").contains("from dotenv:"), "{stdout}");
+    assert_eq!(line("networks:"), "networks:    127.0.0.0/8", "{stdout}");
     assert!(
         line("memory_mib").split_whitespace().collect::<Vec<_>>() == ["memory_mib", "128", "64", "64"],
         "{stdout}"

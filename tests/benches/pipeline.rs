@@ -64,17 +64,16 @@ fn one_request(c: &mut Criterion) {
         std::path::Path::new("bench.toml"),
     )
     .unwrap();
-    let resolved = resolve(&manifest, &Grant::local(&manifest)).unwrap();
+    let grant = Grant::local(&manifest).network("127.0.0.0/8".parse().unwrap());
+    let resolved = resolve(&manifest, &grant).unwrap();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
     let policy = Arc::new(EgressPolicy::new(&manifest, resolved, &clock));
     let egress = Egress::new(EgressParts::default());
     let mut group = c.benchmark_group("one GET to a loopback server");
     group.bench_function("apiary egress pipeline", |b| {
         b.to_async(&rt).iter(|| async {
-            let request = http::Request::get(url.as_str())
-                .extension(EgressContext::new(TenantId::default(), policy.clone()))
-                .body(Bytes::new())
-                .unwrap();
+            let mut request = http::Request::get(url.as_str()).body(Bytes::new()).unwrap();
+            EgressContext::new(TenantId::default(), policy.clone()).attach_to(&mut request);
             egress.send(request).await.unwrap()
         })
     });

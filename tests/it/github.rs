@@ -6,17 +6,19 @@ use std::time::Duration;
 
 use apiary_host::demo::{DEMO_REPOSITORY, DemoApi, DemoApiConfig};
 use apiary_host::{Grant, Manifest, ManualClock, MemorySink, Plugin, RunRequest, Runtime};
-use apiary_tests::{components, static_secret};
+use apiary_tests::{components, loopback, static_secret};
 use serde_json::json;
 
 use super::runtime_with_clock;
 
 /// A runtime, and the github plugin loaded from `plugins/github/plugin.toml` with the component
-/// the build made, granted its hosts and `token` as its `github_token`.
+/// the build made, granted its hosts, `token` as its `github_token`, and loopback (where the
+/// demo API listens).
 fn github_plugin(token: &str) -> (Runtime, ManualClock, Plugin) {
     let (runtime, clock) = runtime_with_clock();
     let manifest = Manifest::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../plugins/github"))).unwrap();
-    let grant = Grant::local(&manifest.manifest).secret("github_token", static_secret(token));
+    let mut grant = Grant::local(&manifest.manifest).secret("github_token", static_secret(token));
+    grant.networks.extend(loopback());
     let plugin = runtime
         .load_component(manifest, grant, components::GITHUB_PLUGIN.as_ref())
         .unwrap();

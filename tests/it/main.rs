@@ -14,6 +14,7 @@ mod pool;
 mod retry_and_ratelimit;
 mod sandbox;
 mod secrets;
+mod ssrf;
 
 use std::sync::{Arc, Mutex};
 

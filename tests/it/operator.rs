@@ -94,7 +94,7 @@ async fn an_operator_file_grant_runs_the_plugin_with_its_secret() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("crm.env"), "CRM_KEY=operator-granted-key\n").unwrap();
     let operator = OperatorConfig::parse(
-        "[plugins.crm]\npath = \"unused\"\nhosts = [\"http://127.0.0.1:*\"]\n\
+        "[plugins.crm]\npath = \"unused\"\nhosts = [\"http://127.0.0.1:*\"]\nallow_net = [\"127.0.0.0/8\"]\n\
          [plugins.crm.secrets.tok]\nsource = \"dotenv:crm.env#CRM_KEY\"\n",
         &dir.path().join("apiary.toml"),
     )

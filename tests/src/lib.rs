@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use apiary_host::{Grant, LoadedManifest, Manifest, Plugin, Runtime, RuntimeConfig, SecretGrant, StaticSource};
+use apiary_host::{Cidr, Grant, LoadedManifest, Manifest, Plugin, Runtime, RuntimeConfig, SecretGrant, StaticSource};
 use bytes::Bytes;
 use http::{HeaderMap, Method, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -165,14 +165,34 @@ pub fn manifest(dir: &Path, component: &str, body: &str) -> LoadedManifest {
     Manifest::load(&path).unwrap_or_else(|e| panic!("test manifest: {e}"))
 }
 
+/// The loopback networks, `127.0.0.0/8` and `::1/128`: the test servers listen there, and the
+/// host refuses loopback addresses unless they are granted (`--allow-net`).
+pub fn loopback() -> Vec<Cidr> {
+    ["127.0.0.0/8", "::1/128"]
+        .into_iter()
+        .map(|net| net.parse().expect("a valid network"))
+        .collect()
+}
+
 /// The test guest loaded with a manifest of `body` (permissions, limits, ...), granted what it
-/// asks for except secrets, as `apiary run` on a plugin directory does.
+/// asks for except secrets, as `apiary run` on a plugin directory does, and [`loopback`].
 pub fn test_guest(runtime: &Runtime, body: &str) -> Plugin {
     test_guest_granted(runtime, body, Grant::local)
 }
 
-/// The test guest loaded with a manifest of `body` and the grant `grant` makes of it.
+/// The test guest loaded with a manifest of `body` and the grant `grant` makes of it, plus
+/// [`loopback`] so that it can reach the test servers.
 pub fn test_guest_granted(runtime: &Runtime, body: &str, grant: impl FnOnce(&Manifest) -> Grant) -> Plugin {
+    test_guest_exactly(runtime, body, |manifest| {
+        let mut grant = grant(manifest);
+        grant.networks.extend(loopback());
+        grant
+    })
+}
+
+/// The test guest loaded with a manifest of `body` and exactly the grant `grant` makes of it
+/// (no [`loopback`]), for tests of what is refused without a network grant.
+pub fn test_guest_exactly(runtime: &Runtime, body: &str, grant: impl FnOnce(&Manifest) -> Grant) -> Plugin {
     let dir = tempfile::tempdir().unwrap();
     let loaded = manifest(dir.path(), components::TEST_GUEST, body);
     let grant = grant(&loaded.manifest);

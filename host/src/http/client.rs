@@ -1,5 +1,5 @@
-//! The innermost layer: one pooled hyper-util client per tenant (keep-alive, HTTP/1.1 and
-//! HTTP/2, rustls), with a response size cap.
+//! The innermost layer: one pooled hyper-util client per tenant and network policy
+//! (keep-alive, HTTP/1.1 and HTTP/2, rustls), with a response size cap.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,6 +15,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tower::Service;
 
+use super::connect::{CheckedConnector, CheckedResolver, Resolve, SystemResolver, forbidden_in};
+use super::netpolicy::NetPolicy;
 use super::{EgressContext, EgressError, EgressRequest, EgressResponse, RunStats};
 use crate::tenant::TenantId;
 
@@ -25,28 +27,53 @@ pub const POOL_MAX_IDLE_PER_HOST: usize = 32;
 /// Time allowed to establish a TCP connection, inside the attempt's timeout.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-type HyperClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+type HyperClient = Client<HttpsConnector<CheckedConnector>, Full<Bytes>>;
 
-/// Connection pools keyed by tenant, so tenants never share a connection.
-#[derive(Debug, Clone, Default)]
+/// Connection pools keyed by tenant and network policy: tenants never share a connection, and
+/// a plugin granted, say, loopback never shares one (or a resolver) with a plugin that was not.
+#[derive(Debug, Clone)]
 pub struct PooledClient {
-    pools: Arc<Mutex<HashMap<TenantId, HyperClient>>>,
+    pools: Arc<Mutex<HashMap<(TenantId, NetPolicy), HyperClient>>>,
+    resolver: Arc<dyn Resolve>,
+}
+
+impl Default for PooledClient {
+    fn default() -> Self {
+        Self::with_resolver(Arc::new(SystemResolver))
+    }
 }
 
 impl PooledClient {
-    /// An empty set of pools; each tenant's is built on first use.
+    /// An empty set of pools resolving names with the system's resolver; each pool is built on
+    /// first use.
     pub fn new() -> Self {
         Self::default()
     }
 
-    fn client_for(&self, tenant: &TenantId) -> HyperClient {
+    /// An empty set of pools resolving names with `resolver` (every address it returns is
+    /// still checked against the plugin's network policy).
+    pub fn with_resolver(resolver: Arc<dyn Resolve>) -> Self {
+        Self {
+            pools: Arc::default(),
+            resolver,
+        }
+    }
+
+    fn client_for(&self, tenant: &TenantId, policy: &NetPolicy) -> HyperClient {
         let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
-        pools.entry(tenant.clone()).or_insert_with(build_client).clone()
+        pools
+            .entry((tenant.clone(), policy.clone()))
+            .or_insert_with(|| build_client(policy, &self.resolver))
+            .clone()
     }
 }
 
-fn build_client() -> HyperClient {
-    let mut http = HttpConnector::new();
+fn build_client(policy: &NetPolicy, resolver: &Arc<dyn Resolve>) -> HyperClient {
+    let resolver = CheckedResolver {
+        policy: policy.clone(),
+        inner: resolver.clone(),
+    };
+    let mut http = HttpConnector::new_with_resolver(resolver);
     http.enforce_http(false);
     http.set_connect_timeout(Some(CONNECT_TIMEOUT));
     http.set_nodelay(true);
@@ -56,7 +83,7 @@ fn build_client() -> HyperClient {
         .https_or_http()
         .enable_http1()
         .enable_http2()
-        .wrap_connector(http);
+        .wrap_connector(CheckedConnector::new(policy.clone(), http));
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(POOL_IDLE_TIMEOUT)
         .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
@@ -78,18 +105,27 @@ impl Service<EgressRequest> for PooledClient {
             let ctx = EgressContext::of(&request)?.clone();
             ctx.call.attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             RunStats::add(&ctx.stats.attempts, 1);
-            let client = this.client_for(&ctx.tenant);
-            let response = send(client, request, ctx.policy.limits.max_response_bytes).await?;
+            let client = this.client_for(&ctx.tenant, &ctx.policy.net);
+            let response = send(client, request, &ctx).await?;
             RunStats::add(&ctx.stats.bytes_received, response.body().len() as u64);
             Ok(response)
         })
     }
 }
 
-async fn send(client: HyperClient, request: EgressRequest, max_bytes: u64) -> Result<EgressResponse, EgressError> {
+async fn send(client: HyperClient, request: EgressRequest, ctx: &EgressContext) -> Result<EgressResponse, EgressError> {
+    let max_bytes = ctx.policy.limits.max_response_bytes;
     let (parts, body) = request.into_parts();
+    let destination = parts.uri.host().unwrap_or_default().to_string();
     let request = http::Request::from_parts(parts, Full::new(body));
     let response = client.request(request).await.map_err(|e| {
+        if let Some(refused) = forbidden_in(&e) {
+            return EgressError::ForbiddenAddress {
+                destination,
+                plugin: ctx.policy.plugin.clone(),
+                refused: refused.clone(),
+            };
+        }
         let message = error_chain(&e);
         if e.is_connect() {
             EgressError::Connect(message)

@@ -9,6 +9,7 @@ use bytes::Bytes;
 
 use std::collections::BTreeMap;
 
+use super::{ForbiddenAddress, NetPolicy};
 use crate::clock::Clock;
 use crate::grant::{Destinations, Resolved};
 use crate::manifest::{Limits, Manifest};
@@ -19,7 +20,7 @@ use crate::tenant::TenantId;
 
 /// A request entering the egress pipeline: standard `http` types with a buffered body, so any
 /// entry point (the plugin's `http` interface, later `wasi:http`) can feed the same pipeline.
-/// Its extensions must hold an `Arc<EgressContext>`.
+/// It must carry an [`EgressContext`] ([`EgressContext::attach_to`]).
 pub type EgressRequest = http::Request<Bytes>;
 /// A response leaving the egress pipeline, body buffered.
 pub type EgressResponse = http::Response<Bytes>;
@@ -32,6 +33,8 @@ pub struct EgressPolicy {
     pub plugin: String,
     /// Destinations the plugin may reach.
     pub hosts: Destinations,
+    /// Special-purpose networks (loopback, private, ...) its connections may reach.
+    pub net: NetPolicy,
     /// Secrets granted, with their placement, destinations and cached source.
     pub secrets: BTreeMap<String, Arc<HeldSecret>>,
     /// The retry policy.
@@ -57,6 +60,7 @@ impl EgressPolicy {
         Self {
             plugin: resolved.plugin_id,
             hosts: resolved.hosts,
+            net: resolved.net,
             secrets,
             retry: RetryPolicy::new(manifest.retry.clone()),
             ratelimits: resolved.ratelimits,
@@ -69,6 +73,7 @@ impl EgressPolicy {
         Self {
             plugin: plugin.to_string(),
             hosts: Destinations::new(Vec::new()),
+            net: NetPolicy::default(),
             secrets: BTreeMap::new(),
             retry: RetryPolicy::new(crate::retry::RetryConfig::default()),
             ratelimits: Vec::new(),
@@ -76,6 +81,11 @@ impl EgressPolicy {
         }
     }
 }
+
+/// The extension [`EgressContext::attach_to`] inserts: private, so a context can only be put on
+/// a request the one way the layers read it.
+#[derive(Debug, Clone)]
+struct SharedContext(Arc<EgressContext>);
 
 /// Per-request options a plugin may set; each falls back to the policy's defaults.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -126,8 +136,13 @@ impl EgressContext {
         }
     }
 
-    /// Reads the context of a request that entered the pipeline. It is shared (an `Arc` in
-    /// the request's extensions), so layers and retries clone a pointer, not the context.
+    /// Puts this context on `request`, where every layer of the pipeline reads it. It is shared
+    /// (behind an `Arc`), so layers and retries clone a pointer, not the context.
+    pub fn attach_to<B>(self, request: &mut http::Request<B>) {
+        request.extensions_mut().insert(SharedContext(Arc::new(self)));
+    }
+
+    /// Reads the context of a request that entered the pipeline.
     ///
     /// # Errors
     /// [`EgressError::InvalidRequest`] if the entry point forgot to attach one (a host bug,
@@ -135,7 +150,8 @@ impl EgressContext {
     pub fn of(request: &EgressRequest) -> Result<&Arc<EgressContext>, EgressError> {
         request
             .extensions()
-            .get::<Arc<EgressContext>>()
+            .get::<SharedContext>()
+            .map(|shared| &shared.0)
             .ok_or_else(|| EgressError::InvalidRequest("request carries no egress context".into()))
     }
 
@@ -205,6 +221,17 @@ pub enum EgressError {
         destination: String,
         /// The plugin that asked.
         plugin: String,
+    },
+    /// The destination resolved to (or is) an address the plugin may not connect to; no
+    /// connection was attempted, and none is retried.
+    #[error("plugin `{plugin}` may not connect to {destination}: {refused}")]
+    ForbiddenAddress {
+        /// The host of the URL.
+        destination: String,
+        /// The plugin that asked.
+        plugin: String,
+        /// The address refused, its kind, and the grant that would allow it.
+        refused: ForbiddenAddress,
     },
     /// The request is malformed.
     #[error("invalid request: {0}")]

@@ -218,10 +218,11 @@ impl HttpCtx {
             call,
             deadline: self.deadline,
         };
-        builder
-            .extension(Arc::new(ctx))
+        let mut request = builder
             .body(request.body.map(Bytes::from).unwrap_or_default())
-            .map_err(|e| invalid(e.to_string()))
+            .map_err(|e| invalid(e.to_string()))?;
+        ctx.attach_to(&mut request);
+        Ok(request)
     }
 }
 
@@ -278,7 +279,7 @@ fn millis(d: Duration) -> u64 {
 
 fn to_wit_error(error: EgressError) -> wit::Error {
     match error {
-        EgressError::Denied { .. } => wit::Error::Denied(error.to_string()),
+        EgressError::Denied { .. } | EgressError::ForbiddenAddress { .. } => wit::Error::Denied(error.to_string()),
         EgressError::InvalidRequest(message) => wit::Error::InvalidRequest(message),
         EgressError::Timeout(after) => wit::Error::Timeout(millis(after)),
         EgressError::RateLimited(wait) => wit::Error::RateLimited(millis(wait)),

@@ -4,7 +4,9 @@
 //! - [`egress`](EgressRequest): the shared request, context, error and counter types.
 //! - [`allowlist`](HostPattern): which destinations a plugin may reach (fails closed).
 //! - `bounds`: caps on what one request may carry, and the headers the host owns.
-//! - [`client`](PooledClient): the pooled hyper-util client, per tenant.
+//! - [`netpolicy`](NetPolicy): which IP addresses a connection may go to (pure).
+//! - [`connect`](Resolve): the resolver and connector that enforce it on the resolved address.
+//! - [`client`](PooledClient): the pooled hyper-util client, per tenant and network policy.
 //! - [`stage`](EgressLayer): how a layer plugs into the pipeline.
 //! - [`timeout`](TimeoutLayer): the per-attempt timeout.
 //! - [`pipeline`](Egress): the layer stack, built once per process.
@@ -13,8 +15,10 @@
 mod allowlist;
 mod bounds;
 mod client;
+mod connect;
 mod egress;
 mod glue;
+mod netpolicy;
 mod pipeline;
 mod stage;
 mod timeout;
@@ -26,11 +30,13 @@ pub use bounds::{
     MAX_URL_BYTES,
 };
 pub use client::{CONNECT_TIMEOUT, POOL_IDLE_TIMEOUT, POOL_MAX_IDLE_PER_HOST, PooledClient};
+pub use connect::{Resolve, StaticResolver, SystemResolver};
 pub use egress::{
     CallStats, EgressContext, EgressError, EgressPolicy, EgressRequest, EgressResponse, RequestOptions, RunStats,
 };
 pub use glue::StreamingBatch;
 pub(crate) use glue::{HttpCtx, add_to_linker};
+pub use netpolicy::{AddressKind, Cidr, CidrError, ForbiddenAddress, NetPolicy};
 pub use pipeline::{Egress, EgressParts};
 pub use stage::{EgressFuture, EgressLayer, EgressService, stage};
 pub use timeout::TimeoutLayer;
