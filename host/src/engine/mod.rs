@@ -288,6 +288,8 @@ pub struct RunReport {
     pub attempts: u64,
     /// Retries made.
     pub retries: u64,
+    /// Connections opened (a request on a kept-alive pooled connection opens none).
+    pub connections_opened: u64,
     /// Waits for a rate-limit slot.
     pub rate_limit_waits: u64,
     /// Time spent waiting for retries and rate limits.
@@ -544,6 +546,7 @@ impl Runtime {
             requests: get(&stats.requests),
             attempts: get(&stats.attempts),
             retries: get(&stats.retries),
+            connections_opened: get(&stats.connections_opened),
             rate_limit_waits: get(&stats.rate_limit_waits),
             waited: Duration::from_millis(get(&stats.waited_ms)),
             failures: get(&stats.failures),

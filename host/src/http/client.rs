@@ -12,18 +12,21 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tower::Service;
 
-use super::connect::{CheckedConnector, CheckedResolver, Resolve, SystemResolver, forbidden_in};
+use super::connect::{CheckedConnector, CheckedResolver, FreshConnection, Resolve, SystemResolver, forbidden_in};
 use super::netpolicy::NetPolicy;
 use super::{EgressContext, EgressError, EgressRequest, EgressResponse, RunStats};
 use crate::tenant::TenantId;
 
 /// How long an idle pooled connection is kept: long enough to span a paginated run's pauses.
 pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
-/// Idle connections kept per destination and tenant.
-pub const POOL_MAX_IDLE_PER_HOST: usize = 32;
+/// Idle connections kept per destination and tenant: as many as the concurrency ever needed.
+/// A cap below the concurrency closed and reopened connections whenever more requests than the
+/// cap finished together (89 % of requests opened a connection at 300 in flight); idle ones
+/// still go after [`POOL_IDLE_TIMEOUT`], driven by the pool's timer.
+pub const POOL_MAX_IDLE_PER_HOST: usize = usize::MAX;
 /// Time allowed to establish a TCP connection, inside the attempt's timeout.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -85,6 +88,7 @@ fn build_client(policy: &NetPolicy, resolver: &Arc<dyn Resolve>) -> HyperClient 
         .enable_http2()
         .wrap_connector(CheckedConnector::new(policy.clone(), http));
     Client::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
         .pool_idle_timeout(POOL_IDLE_TIMEOUT)
         .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
         .build(https)
@@ -107,6 +111,13 @@ impl Service<EgressRequest> for PooledClient {
             RunStats::add(&ctx.stats.attempts, 1);
             let client = this.client_for(&ctx.tenant, &ctx.policy.net);
             let response = send(client, request, &ctx).await?;
+            if response
+                .extensions()
+                .get::<FreshConnection>()
+                .is_some_and(FreshConnection::claim)
+            {
+                RunStats::add(&ctx.stats.connections_opened, 1);
+            }
             RunStats::add(&ctx.stats.bytes_received, response.body().len() as u64);
             Ok(response)
         })

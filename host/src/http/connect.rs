@@ -10,12 +10,14 @@ use std::error::Error;
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use futures::future::BoxFuture;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::connect::dns::Name;
+use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tower::Service;
@@ -151,7 +153,7 @@ impl CheckedConnector {
 }
 
 impl Service<http::Uri> for CheckedConnector {
-    type Response = TokioIo<TcpStream>;
+    type Response = CountedConnection;
     type Error = BoxError;
     type Future = BoxFuture<'static, Result<Self::Response, BoxError>>;
 
@@ -166,7 +168,80 @@ impl Service<http::Uri> for CheckedConnector {
             return Box::pin(std::future::ready(Err(forbidden(error).into())));
         }
         let connecting = self.http.call(uri);
-        Box::pin(async move { connecting.await.map_err(Into::into) })
+        Box::pin(async move {
+            let io = connecting.await?;
+            Ok(CountedConnection {
+                io,
+                fresh: FreshConnection::default(),
+            })
+        })
+    }
+}
+
+/// Marks a connection until the first response on it is read: the run that reads it counts
+/// one connection opened. (hyper-util copies a connection's extras into each response.)
+#[derive(Debug, Clone)]
+pub(crate) struct FreshConnection(Arc<AtomicBool>);
+
+impl Default for FreshConnection {
+    fn default() -> Self {
+        Self(Arc::new(AtomicBool::new(true)))
+    }
+}
+
+impl FreshConnection {
+    /// True the first time it is asked, for the connection's first response.
+    pub(crate) fn claim(&self) -> bool {
+        self.0.swap(false, Ordering::Relaxed)
+    }
+}
+
+/// A TCP connection that hands its [`FreshConnection`] marker to hyper-util as an extra.
+#[derive(Debug)]
+pub(crate) struct CountedConnection {
+    io: TokioIo<TcpStream>,
+    fresh: FreshConnection,
+}
+
+impl Connection for CountedConnection {
+    fn connected(&self) -> Connected {
+        self.io.connected().extra(self.fresh.clone())
+    }
+}
+
+impl hyper::rt::Read for CountedConnection {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl hyper::rt::Write for CountedConnection {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
     }
 }
 

@@ -179,6 +179,8 @@ pub struct RunStats {
     pub attempts: AtomicU64,
     /// Retries made.
     pub retries: AtomicU64,
+    /// Connections whose first response went to this run (a reused pooled connection adds none).
+    pub connections_opened: AtomicU64,
     /// Times a request waited for a rate-limit slot.
     pub rate_limit_waits: AtomicU64,
     /// Total time spent waiting (backoff and rate limits), in milliseconds.
