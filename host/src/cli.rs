@@ -37,6 +37,9 @@ pub struct Cli {
     /// the hosts it asks for and only the secrets given with --secret or --env-file.
     #[arg(long, global = true, value_name = "FILE")]
     pub operator: Option<PathBuf>,
+    /// Worker threads of the async runtime (default: one per core).
+    #[arg(long, global = true, value_name = "N")]
+    pub threads: Option<usize>,
 }
 
 /// How logs are written to stderr.
@@ -159,12 +162,20 @@ fn parse_secret_flag(text: &str) -> Result<(String, SourceSpec), String> {
 /// error as one line.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.log, cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let logs = init_logging(&cli.log, cli.log_format);
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = cli.threads {
+        builder.worker_threads(threads.max(1));
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => return fail(anyhow::Error::new(error).context("failed to start the async runtime")),
     };
-    match runtime.block_on(cli.execute()) {
+    let result = runtime.block_on(cli.execute());
+    drop(runtime);
+    // Every log line is written before the closing error line.
+    drop(logs);
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => fail(error),
     }
@@ -175,17 +186,22 @@ fn fail(error: anyhow::Error) -> ExitCode {
     ExitCode::FAILURE
 }
 
-fn init_logging(filter: &str, format: LogFormat) {
+/// Logs go to stderr through a writer thread: a request never waits for the terminal or a log
+/// file. The writer is not lossy (audit events must not be dropped): when it falls far behind,
+/// logging waits. Dropping the guard flushes it.
+fn init_logging(filter: &str, format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(filter))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).compact().init(),
     }
+    guard
 }
 
 impl Cli {
