@@ -251,14 +251,11 @@ impl EgressLayer for RateLimitLayer {
     fn call(self, request: EgressRequest, next: EgressService) -> EgressFuture {
         Box::pin(async move {
             let ctx = EgressContext::of(&request)?;
-            // The `url` crate normalises hosts (case, IPv4 spellings such as 2130706433).
-            let host = url::Url::parse(&request.uri().to_string())
-                .ok()
-                .and_then(|url| url.host_str().map(str::to_string))
-                .unwrap_or_default();
+            // The context's URL is normalised (case, IPv4 spellings such as 2130706433).
+            let host = ctx.url.as_ref().and_then(|url| url.host_str()).unwrap_or_default();
             let now = self.clock.monotonic();
             let mut wait = Duration::ZERO;
-            for bucket in buckets_for(&host, ctx.options.bucket.as_deref()) {
+            for bucket in buckets_for(host, ctx.options.bucket.as_deref()) {
                 let Some(rule) = ctx
                     .policy
                     .ratelimits

@@ -177,10 +177,10 @@ impl EgressLayer for AllowlistLayer {
     fn call(self, request: EgressRequest, next: EgressService) -> EgressFuture {
         Box::pin(async move {
             let ctx = EgressContext::of(&request)?;
-            let url = checked_url(&request)?;
-            if !ctx.policy.hosts.allows(&url) {
+            let url = checked_url(&request, ctx)?;
+            if !ctx.policy.hosts.allows(url) {
                 return Err(EgressError::Denied {
-                    destination: destination(&url),
+                    destination: destination(url),
                     plugin: ctx.policy.plugin.clone(),
                 });
             }
@@ -190,10 +190,12 @@ impl EgressLayer for AllowlistLayer {
 }
 
 /// The request's URL, if it is absolute `http`/`https` without user credentials.
-fn checked_url(request: &EgressRequest) -> Result<Url, EgressError> {
+fn checked_url<'a>(request: &EgressRequest, ctx: &'a EgressContext) -> Result<&'a Url, EgressError> {
     let invalid = |m: String| EgressError::InvalidRequest(m);
-    let url = Url::parse(&request.uri().to_string())
-        .map_err(|e| invalid(format!("`{}` is not an absolute URL: {e}", request.uri())))?;
+    let url = ctx
+        .url
+        .as_ref()
+        .ok_or_else(|| invalid(format!("`{}` is not an absolute URL", request.uri())))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(invalid(format!("the scheme `{}` is not http or https", url.scheme())));
     }

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
+use url::Url;
 
 use std::collections::BTreeMap;
 
@@ -107,6 +108,9 @@ pub struct EgressContext {
     pub tenant: TenantId,
     /// The calling plugin's policy.
     pub policy: Arc<EgressPolicy>,
+    /// The request's URL, parsed (and normalised: host case, IP spellings) once, when the
+    /// context is attached; every layer reads this instead of parsing the URI again.
+    pub url: Option<Url>,
     /// Secrets to attach.
     pub secrets: Vec<SecretAttachment>,
     /// The run's redactor: every secret the run holds, scrubbed from every response.
@@ -127,6 +131,7 @@ impl EgressContext {
         Self {
             tenant,
             policy,
+            url: None,
             secrets: Vec::new(),
             redactor: Arc::default(),
             options: RequestOptions::default(),
@@ -138,7 +143,10 @@ impl EgressContext {
 
     /// Puts this context on `request`, where every layer of the pipeline reads it. It is shared
     /// (behind an `Arc`), so layers and retries clone a pointer, not the context.
-    pub fn attach_to<B>(self, request: &mut http::Request<B>) {
+    pub fn attach_to<B>(mut self, request: &mut http::Request<B>) {
+        if self.url.is_none() {
+            self.url = Url::parse(&request.uri().to_string()).ok();
+        }
         request.extensions_mut().insert(SharedContext(Arc::new(self)));
     }
 

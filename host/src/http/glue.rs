@@ -204,6 +204,8 @@ impl HttpCtx {
             .or_insert(HeaderValue::from_static("application/json"));
         let options = &request.options;
         let ctx = EgressContext {
+            // Parsed here once; every layer reads it from the context.
+            url: url::Url::parse(&request.url).ok(),
             tenant: self.tenant.clone(),
             policy: self.policy.clone(),
             secrets: request.secrets.into_iter().map(from_wit_attachment).collect(),

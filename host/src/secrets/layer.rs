@@ -26,11 +26,14 @@ impl EgressLayer for SecretLayer {
             if ctx.secrets.is_empty() && ctx.redactor.is_empty() {
                 return next.oneshot(request).await;
             }
-            let url = Url::parse(&request.uri().to_string()).map_err(|e| EgressError::InvalidRequest(e.to_string()))?;
+            let url = ctx
+                .url
+                .as_ref()
+                .ok_or_else(|| EgressError::InvalidRequest(format!("`{}` is not an absolute URL", request.uri())))?;
             for attachment in &ctx.secrets {
                 let held = ctx.policy.secrets.get(&attachment.name);
-                let outcome = attach_one(&mut request, attachment, held.map(Arc::as_ref), &url, &ctx).await;
-                audit(&ctx, attachment, held.map(|h| &h.placement), &url, &outcome);
+                let outcome = attach_one(&mut request, attachment, held.map(Arc::as_ref), url, &ctx).await;
+                audit(&ctx, attachment, held.map(|h| &h.placement), url, &outcome);
                 outcome?;
             }
             // Ask for an identity body: the host must see the bytes it scans. A server that
