@@ -77,6 +77,8 @@ async fn logging_and_describe_work() {
         "panic",
         "chatty",
         "paginate",
+        "bench-loop",
+        "bench-batch",
     ] {
         assert!(
             description.operations.iter().any(|(name, _)| name == op),
@@ -206,4 +208,43 @@ async fn records_keep_their_bytes_and_many_go_in_one_call() {
     let (result, records) = run(&runtime, &plugin, "emit-many", json!({"count": 5000, "at_once": true})).await;
     assert_eq!(result.unwrap().records, 5000);
     assert_eq!(records[4999], json!({"i": 4999}));
+}
+
+/// `bench-loop` (the load of `apiary-bench`'s runs mode) sends its count of GETs and emits nothing.
+#[tokio::test]
+async fn bench_loop_sends_its_count_of_requests() {
+    let server = apiary_tests::TestServer::start(|_, _| apiary_tests::respond(200, &[], "{}")).await;
+    let (runtime, _clock) = runtime_with_clock();
+    let plugin = test_guest(&runtime, &super::grant(&server.url(), ""));
+    let input = json!({"url": format!("{}/item", server.url()), "count": 3});
+    let (result, records) = run(&runtime, &plugin, "bench-loop", input).await;
+    assert_eq!(result.unwrap().requests, 3);
+    assert!(records.is_empty());
+    assert_eq!(server.received().len(), 3);
+}
+
+/// `bench-batch` (the load of `apiary-bench`'s batch mode) splits its count into batches of
+/// `width`, the last one short, and fails on an error status instead of counting it.
+#[tokio::test]
+async fn bench_batch_sends_its_count_in_batches_and_fails_on_an_error_status() {
+    let server = apiary_tests::TestServer::start(|request, _| match request.path.as_str() {
+        "/missing" => apiary_tests::respond(404, &[], ""),
+        _ => apiary_tests::respond(200, &[], "{}"),
+    })
+    .await;
+    let (runtime, _clock) = runtime_with_clock();
+    let plugin = test_guest(
+        &runtime,
+        &super::grant(&server.url(), "[limits]\nmax_concurrency = 2\n"),
+    );
+    let input = json!({"url": format!("{}/item", server.url()), "count": 5, "width": 2});
+    let (result, records) = run(&runtime, &plugin, "bench-batch", input).await;
+    assert_eq!(result.unwrap().requests, 5);
+    assert!(records.is_empty());
+    assert_eq!(server.received().len(), 5);
+
+    let input = json!({"url": format!("{}/missing", server.url()), "count": 2, "width": 2});
+    let (result, _) = run(&runtime, &plugin, "bench-batch", input).await;
+    let error = result.unwrap_err().to_string();
+    assert!(error.contains("answered 404"), "{error}");
 }

@@ -71,6 +71,16 @@ const OPERATIONS: &[(&str, &str)] = &[
         "wasi",
         "Probes what plain WASI grants and emits {env, args, filesystem, tcp}; {tcp} is an address to try",
     ),
+    (
+        "bench-loop",
+        "Sends {count} GETs to {url} one after another and emits nothing; fails on the first error \
+         or non-2xx status",
+    ),
+    (
+        "bench-batch",
+        "Sends {count} GETs to {url} as streaming batches of {width} requests (the host keeps the \
+         manifest's max_concurrency in flight) and emits nothing; fails on the first error or non-2xx status",
+    ),
 ];
 
 /// The size of each `alloc` chunk.
@@ -127,6 +137,8 @@ impl Plugin for TestGuest {
             "leak" => leak(apiary_sdk::parse_input(input)?),
             "available" => available(apiary_sdk::parse_input(input)?),
             "attack" => attack(apiary_sdk::parse_input(input)?),
+            "bench-loop" => bench_loop(apiary_sdk::parse_input(input)?),
+            "bench-batch" => bench_batch(apiary_sdk::parse_input(input)?),
             other => Err(RunError::UnknownOperation(other.into())),
         }
     }
@@ -510,4 +522,46 @@ fn probe_wasi(input: WasiInput) -> Result<RunSummary, RunError> {
         "tcp": tcp,
     }))?;
     Ok(summary(0))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BenchInput {
+    url: String,
+    count: u32,
+    /// Requests per streaming batch (`bench-batch` only).
+    #[serde(default)]
+    width: Option<u32>,
+}
+
+/// The load of `apiary-bench`'s "runs" mode: one request at a time, nothing emitted, so what is
+/// measured is the request path and not the record sink.
+fn bench_loop(input: BenchInput) -> Result<RunSummary, RunError> {
+    for _ in 0..input.count {
+        expect_success(http::get(&input.url).send()?)?;
+    }
+    Ok(summary(0))
+}
+
+/// The load of `apiary-bench`'s "batch" mode: the host caps one batch at 256 requests, so a
+/// larger count goes as consecutive batches of `width`.
+fn bench_batch(input: BenchInput) -> Result<RunSummary, RunError> {
+    let width = input.width.unwrap_or(input.count).max(1);
+    let mut left = input.count;
+    while left > 0 {
+        let this_batch = left.min(width);
+        for (_, result) in http::Batch::start((0..this_batch).map(|_| http::get(&input.url))) {
+            expect_success(result?)?;
+        }
+        left -= this_batch;
+    }
+    Ok(summary(0))
+}
+
+/// A benchmark that counted error pages as requests would measure the wrong thing.
+fn expect_success(response: Response) -> Result<(), RunError> {
+    match response.status() {
+        200..=299 => Ok(()),
+        status => Err(RunError::Failed(format!("{} answered {status}", response.url()))),
+    }
 }
