@@ -1,6 +1,7 @@
 //! Benchmarks: loading a plugin (compiling, or from the compile cache), instantiating and
-//! calling a trivial plugin, and one request through the full egress pipeline beside the same
-//! request made by a plain hyper-util client.
+//! calling a trivial plugin, what each egress layer costs (over a stub answering at once, no
+//! network), and one request through the full egress pipeline beside the same request made by a
+//! plain hyper-util client.
 
 use std::sync::Arc;
 
@@ -88,5 +89,82 @@ fn one_request(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, load_plugin, instantiate_and_call, one_request);
+/// The pipeline's layers stacked one more at a time over a stub that answers at once: the
+/// difference between two rows is what the added layer costs per request.
+fn each_layer(c: &mut Criterion) {
+    use apiary_host::{
+        AllowlistLayer, EgressService, RateLimitLayer, RateLimiter, RetryLayer, SecretLayer, TimeoutLayer, stage,
+    };
+    use tower::{ServiceBuilder, ServiceExt};
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let manifest = Manifest::parse(
+        "name = \"bench\"\nversion = \"1\"\ncomponent = \"x.wasm\"\n[permissions]\nhosts = [\"https://api.example.com\"]\n\
+         [[ratelimit]]\nbucket = \"api.example.com\"\nrate = 1000000000\nper = \"1s\"\nburst = 1000000000\n",
+        std::path::Path::new("bench.toml"),
+    )
+    .unwrap();
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
+    let resolved = resolve(&manifest, &Grant::local(&manifest)).unwrap();
+    let policy = Arc::new(EgressPolicy::new(&manifest, resolved, &clock));
+    let stub = || {
+        EgressService::new(tower::service_fn(|_: apiary_host::EgressRequest| {
+            std::future::ready(Ok::<_, apiary_host::EgressError>(http::Response::new(Bytes::from_static(b"{}"))))
+        }))
+    };
+    let rng = Arc::new(std::sync::Mutex::new(fastrand::Rng::with_seed(1)));
+    let stacks: Vec<(&str, EgressService)> = vec![
+        ("stub alone", stub()),
+        ("+ timeout", ServiceBuilder::new().layer(stage(TimeoutLayer::new(clock.clone()))).service(stub())),
+        (
+            "+ rate limit",
+            ServiceBuilder::new()
+                .layer(stage(RateLimitLayer::new(Arc::new(RateLimiter::new()), clock.clone())))
+                .layer(stage(TimeoutLayer::new(clock.clone())))
+                .service(stub()),
+        ),
+        (
+            "+ retry",
+            ServiceBuilder::new()
+                .layer(stage(RetryLayer::new(clock.clone(), rng.clone())))
+                .layer(stage(RateLimitLayer::new(Arc::new(RateLimiter::new()), clock.clone())))
+                .layer(stage(TimeoutLayer::new(clock.clone())))
+                .service(stub()),
+        ),
+        (
+            "+ secrets (none held)",
+            ServiceBuilder::new()
+                .layer(stage(SecretLayer))
+                .layer(stage(RetryLayer::new(clock.clone(), rng.clone())))
+                .layer(stage(RateLimitLayer::new(Arc::new(RateLimiter::new()), clock.clone())))
+                .layer(stage(TimeoutLayer::new(clock.clone())))
+                .service(stub()),
+        ),
+        (
+            "+ allowlist (the whole pipeline)",
+            ServiceBuilder::new()
+                .layer(stage(AllowlistLayer))
+                .layer(stage(SecretLayer))
+                .layer(stage(RetryLayer::new(clock.clone(), rng.clone())))
+                .layer(stage(RateLimitLayer::new(Arc::new(RateLimiter::new()), clock.clone())))
+                .layer(stage(TimeoutLayer::new(clock.clone())))
+                .service(stub()),
+        ),
+    ];
+    let mut group = c.benchmark_group("egress layers over a stub");
+    for (name, service) in stacks {
+        group.bench_function(name, |b| {
+            b.to_async(&rt).iter(|| async {
+                let mut request = http::Request::get("https://api.example.com/v1/items?page=2")
+                    .body(Bytes::new())
+                    .unwrap();
+                EgressContext::new(TenantId::default(), policy.clone()).attach_to(&mut request);
+                service.clone().oneshot(request).await.unwrap()
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, load_plugin, instantiate_and_call, each_layer, one_request);
 criterion_main!(benches);
