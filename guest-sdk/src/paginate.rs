@@ -138,6 +138,85 @@ impl Walk {
     }
 }
 
+/// Pages of a listing addressed by page number, when the last page is known (from a first
+/// page's `Link: rel="last"`, or a total the API reports): fetched `width` at a time through a
+/// streaming [`Batch`](crate::http::Batch), so several pages are in flight at once, and yielded
+/// in page order.
+///
+/// ```no_run
+/// use apiary_sdk::{http, paginate::NumberedPages};
+///
+/// let pages = NumberedPages::new(2..=10, |page| {
+///     http::get("https://api.example.com/items").query("page", page.to_string())
+/// })
+/// .width(4);
+/// for (page, response) in pages {
+///     let response = response?; // page 2, 3, ... in order, four requests in flight at a time
+/// #   let _ = (page, response);
+/// }
+/// # Ok::<(), apiary_sdk::http::Error>(())
+/// ```
+pub struct NumberedPages<F> {
+    next_page: u32,
+    last_page: u32,
+    width: u32,
+    request_for: F,
+    ready: std::collections::VecDeque<(u32, Result<Response, http::Error>)>,
+}
+
+impl<F> std::fmt::Debug for NumberedPages<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NumberedPages")
+            .field("next_page", &self.next_page)
+            .field("last_page", &self.last_page)
+            .field("width", &self.width)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F: FnMut(u32) -> RequestBuilder> NumberedPages<F> {
+    /// Pages `pages` (inclusive), each request made by `request_for(page)`; 8 in flight at once.
+    pub fn new(pages: std::ops::RangeInclusive<u32>, request_for: F) -> Self {
+        NumberedPages {
+            next_page: *pages.start(),
+            last_page: *pages.end(),
+            width: 8,
+            request_for,
+            ready: Default::default(),
+        }
+    }
+
+    /// Sets how many pages are requested together (at least 1, at most 256). The host keeps at
+    /// most the manifest's `max_concurrency` of them in flight.
+    pub fn width(mut self, width: u32) -> Self {
+        self.width = width.clamp(1, 256);
+        self
+    }
+}
+
+impl<F: FnMut(u32) -> RequestBuilder> Iterator for NumberedPages<F> {
+    type Item = (u32, Result<Response, http::Error>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.ready.is_empty() && self.next_page <= self.last_page && self.next_page > 0 {
+            let first = self.next_page;
+            let last = first.saturating_add(self.width - 1).min(self.last_page);
+            let requests: Vec<RequestBuilder> = (first..=last).map(&mut self.request_for).collect();
+            // Responses come back as they complete; pages go out in order.
+            let mut window: Vec<Option<Result<Response, http::Error>>> = (first..=last).map(|_| None).collect();
+            for (index, result) in http::Batch::start(requests) {
+                window[index] = Some(result);
+            }
+            self.ready = (first..=last)
+                .zip(window)
+                .filter_map(|(page, result)| result.map(|result| (page, result)))
+                .collect();
+            self.next_page = if last == u32::MAX { 0 } else { last + 1 };
+        }
+        self.ready.pop_front()
+    }
+}
+
 /// Pages of a listing paginated with `Link: <...>; rel="next"` headers.
 ///
 /// Each next request is the first one with its URL replaced by the next link, used as given: the

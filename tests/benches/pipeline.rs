@@ -109,13 +109,20 @@ fn each_layer(c: &mut Criterion) {
     let policy = Arc::new(EgressPolicy::new(&manifest, resolved, &clock));
     let stub = || {
         EgressService::new(tower::service_fn(|_: apiary_host::EgressRequest| {
-            std::future::ready(Ok::<_, apiary_host::EgressError>(http::Response::new(Bytes::from_static(b"{}"))))
+            std::future::ready(Ok::<_, apiary_host::EgressError>(http::Response::new(
+                Bytes::from_static(b"{}"),
+            )))
         }))
     };
     let rng = Arc::new(std::sync::Mutex::new(fastrand::Rng::with_seed(1)));
     let stacks: Vec<(&str, EgressService)> = vec![
         ("stub alone", stub()),
-        ("+ timeout", ServiceBuilder::new().layer(stage(TimeoutLayer::new(clock.clone()))).service(stub())),
+        (
+            "+ timeout",
+            ServiceBuilder::new()
+                .layer(stage(TimeoutLayer::new(clock.clone())))
+                .service(stub()),
+        ),
         (
             "+ rate limit",
             ServiceBuilder::new()

@@ -248,3 +248,37 @@ async fn bench_batch_sends_its_count_in_batches_and_fails_on_an_error_status() {
     let error = result.unwrap_err().to_string();
     assert!(error.contains("answered 404"), "{error}");
 }
+
+/// Numbered pages go out several at a time and come back in page order, whatever order the
+/// server answers in: page 1 is held until the server has seen page 4's request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 3)]
+async fn numbered_pages_are_fetched_together_and_yielded_in_order() {
+    let (seen_tx, seen_rx) = std::sync::mpsc::channel::<()>();
+    let seen_rx = std::sync::Mutex::new(seen_rx);
+    let server = apiary_tests::TestServer::start(move |request, _| {
+        let page: u32 = request.path.rsplit('=').next().unwrap().parse().unwrap();
+        if page == 4 {
+            seen_tx.send(()).unwrap();
+        }
+        if page == 1 {
+            // A bounded wait, so a host that sends pages one at a time fails the test.
+            let seen = seen_rx.lock().unwrap().recv_timeout(std::time::Duration::from_secs(20));
+            if seen.is_err() {
+                return apiary_tests::respond(504, &[], "page 4 never came");
+            }
+        }
+        apiary_tests::json(&json!([page * 10, page * 10 + 1]))
+    })
+    .await;
+    let (runtime, _clock) = runtime_with_clock();
+    let plugin = test_guest(
+        &runtime,
+        &super::grant(&server.url(), "[limits]\nmax_concurrency = 4\n"),
+    );
+    let input = json!({"url": format!("{}/items", server.url()), "first": 1, "last": 6, "width": 4});
+    let (result, records) = run(&runtime, &plugin, "numbered", input).await;
+    assert_eq!(result.unwrap().pages, 6);
+    let expected: Vec<serde_json::Value> = (1..=6).flat_map(|p| [json!(p * 10), json!(p * 10 + 1)]).collect();
+    assert_eq!(records, expected);
+    assert_eq!(server.received().len(), 6);
+}

@@ -34,6 +34,11 @@ const OPERATIONS: &[(&str, &str)] = &[
         "Starts GET {urls} as one streaming batch and emits {index, status} or {index, error} as each \
          completes; after the first, sends GET {release} if given",
     ),
+    (
+        "numbered",
+        "Fetches {url}?page=N for N in {first}..={last}, {width} at a time, and emits each page's \
+         JSON array items in page order",
+    ),
     ("config", "Emits {config: {key: value}} from config get-all"),
     ("state", "Replaces {key}'s state with {value} and emits {old, new}"),
     ("log", "Logs one info line with a field and emits {logged: true}"),
@@ -126,6 +131,7 @@ impl Plugin for TestGuest {
             "fetch" => fetch(apiary_sdk::parse_input(input)?),
             "batch" => batch(apiary_sdk::parse_input(input)?),
             "stream" => stream(apiary_sdk::parse_input(input)?),
+            "numbered" => numbered(apiary_sdk::parse_input(input)?),
             "config" => emit_config(),
             "state" => replace_state(apiary_sdk::parse_input(input)?),
             "log" => log_line(),
@@ -277,6 +283,30 @@ fn stream(input: StreamInput) -> Result<RunSummary, RunError> {
         }
     }
     Ok(summary(0))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NumberedInput {
+    url: String,
+    first: u32,
+    last: u32,
+    width: u32,
+}
+
+fn numbered(input: NumberedInput) -> Result<RunSummary, RunError> {
+    let pages = apiary_sdk::paginate::NumberedPages::new(input.first..=input.last, |page| {
+        http::get(&input.url).query("page", page.to_string())
+    })
+    .width(input.width);
+    let mut count = 0;
+    for (_, response) in pages {
+        for item in response?.json::<Vec<Value>>().map_err(apiary_sdk::json_failed)? {
+            output::emit(&item)?;
+        }
+        count += 1;
+    }
+    Ok(summary(count))
 }
 
 /// A request's outcome as a record: the response, or the error case (kebab-case) and its payload.
