@@ -251,6 +251,9 @@ impl EgressLayer for RateLimitLayer {
     fn call(self, request: EgressRequest, next: EgressService) -> EgressFuture {
         Box::pin(async move {
             let ctx = EgressContext::of(&request)?;
+            if ctx.policy.ratelimits.is_empty() {
+                return next.oneshot(request).await;
+            }
             // The context's URL is normalised (case, IPv4 spellings such as 2130706433).
             let host = ctx.url.as_ref().and_then(|url| url.host_str()).unwrap_or_default();
             let now = self.clock.monotonic();

@@ -37,6 +37,18 @@ pub(crate) fn is_host_owned(name: &str) -> bool {
     HOST_OWNED_HEADERS.contains(&name) || name.starts_with("proxy-")
 }
 
+/// Parses a header name a plugin set, refusing one the host owns.
+///
+/// # Errors
+/// A sentence naming the header, for `invalid-request`.
+pub(crate) fn plugin_header_name(name: &str) -> Result<HeaderName, String> {
+    let name = HeaderName::try_from(name).map_err(|_| format!("`{name}` is not a valid header name"))?;
+    if is_host_owned(name.as_str()) {
+        return Err(format!("the header `{name}` is set by the host, not the plugin"));
+    }
+    Ok(name)
+}
+
 /// What a request carries, measured before it is converted.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RequestShape<'a> {
@@ -46,10 +58,10 @@ pub(crate) struct RequestShape<'a> {
     pub(crate) attachments: usize,
 }
 
-/// Checks `request` against the caps and refuses host-owned headers.
+/// Checks `request` against the caps, before anything in it is parsed.
 ///
 /// # Errors
-/// A sentence naming the cap or the header, for `invalid-request`.
+/// A sentence naming the cap, for `invalid-request`.
 pub(crate) fn check(request: RequestShape<'_>) -> Result<(), String> {
     if request.url.len() > MAX_URL_BYTES {
         return Err(format!(
@@ -68,12 +80,6 @@ pub(crate) fn check(request: RequestShape<'_>) -> Result<(), String> {
         return Err(format!(
             "the headers take {header_bytes} bytes, over the limit of {MAX_REQUEST_HEADER_BYTES}"
         ));
-    }
-    for (name, _) in request.headers {
-        let name = HeaderName::try_from(name.as_str()).map_err(|_| format!("`{name}` is not a valid header name"))?;
-        if is_host_owned(name.as_str()) {
-            return Err(format!("the header `{name}` is set by the host, not the plugin"));
-        }
     }
     if request.body_bytes > MAX_REQUEST_BODY_BYTES {
         return Err(format!(
@@ -139,10 +145,15 @@ mod tests {
             "proxy-foo",
             "content-length",
         ] {
-            let h = headers(&[(name, "x")]);
-            let err = check(shape("https://a.example/", &h)).unwrap_err();
+            let err = plugin_header_name(name).unwrap_err();
             assert!(err.contains("is set by the host"), "{name}: {err}");
         }
+        assert_eq!(plugin_header_name("X-Request-Id").unwrap(), "x-request-id");
+        assert!(
+            plugin_header_name("bad name")
+                .unwrap_err()
+                .contains("not a valid header name")
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use http::header::{ACCEPT, HeaderName, HeaderValue, USER_AGENT};
+use http::header::{ACCEPT, HeaderValue, USER_AGENT};
 use tokio::task::JoinSet;
 use wasmtime::component::{HasSelf, Linker, Resource, ResourceTable};
 
@@ -190,8 +190,7 @@ impl HttpCtx {
         let mut builder = http::Request::builder().method(method).uri(uri);
         let headers = builder.headers_mut().expect("a fresh builder has headers");
         for (name, value) in &request.headers {
-            let name = HeaderName::try_from(name.as_str())
-                .map_err(|_| invalid(format!("`{name}` is not a valid header name")))?;
+            let name = bounds::plugin_header_name(name).map_err(invalid)?;
             let value = HeaderValue::try_from(value.as_str())
                 .map_err(|_| invalid(format!("the value of header `{name}` is not valid")))?;
             headers.append(name, value);

@@ -84,7 +84,8 @@ impl Egress {
     pub async fn send(&self, request: EgressRequest) -> Result<EgressResponse, EgressError> {
         let ctx = EgressContext::of(&request)?.clone();
         let method = request.method().clone();
-        let url = request.uri().to_string();
+        // Kept as a `Uri` (cheap to clone), formatted only if the event is written.
+        let url = request.uri().clone();
         let started = Instant::now();
         RunStats::add(&ctx.stats.requests, 1);
         let result = self.service.clone().oneshot(request).await;
