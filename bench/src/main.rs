@@ -62,6 +62,9 @@ struct Args {
     /// counts connections without nginx's stub_status module.
     #[arg(long, value_enum, default_value_t = ServerChoice::Auto)]
     server: ServerChoice,
+    /// Leave aiohttp out even when it is installed (for profiling the Rust clients alone).
+    #[arg(long)]
+    no_aiohttp: bool,
 }
 
 impl Args {
@@ -104,11 +107,16 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("failed to start the client runtime")?;
-    let aiohttp = AiohttpClient::find(cpus.client_cpu_list())?;
+    let aiohttp = if args.no_aiohttp {
+        None
+    } else {
+        AiohttpClient::find(cpus.client_cpu_list())?
+    };
     let mut contenders = vec![Contender::Native, Contender::ApiaryRuns, Contender::ApiaryBatch];
     let mut skipped = Vec::new();
     match aiohttp {
         Some(_) => contenders.push(Contender::Aiohttp),
+        None if args.no_aiohttp => skipped.push("aiohttp: left out with --no-aiohttp".to_string()),
         None => skipped.push("aiohttp: `python3 -c \"import aiohttp\"` fails".to_string()),
     }
     eprintln!("server: {} at {}", server.describe(), server.url());
