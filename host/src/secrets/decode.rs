@@ -28,7 +28,8 @@ pub(crate) fn decode_body(headers: &mut HeaderMap, body: Bytes, max_bytes: u64) 
         })
         .filter(|e| !e.is_empty() && e != "identity")
         .collect();
-    if encodings.is_empty() {
+    // An empty body (a HEAD request, a 304) has nothing to decode, whatever the header says.
+    if encodings.is_empty() || body.is_empty() {
         return Ok(body);
     }
     let mut body = body;
@@ -101,6 +102,12 @@ mod tests {
         let twice = gzip(&gzip(b"twice"));
         let mut h = headers("gzip, gzip");
         assert_eq!(decode_body(&mut h, twice, 100).unwrap(), "twice");
+    }
+
+    #[test]
+    fn an_empty_body_is_left_alone_whatever_its_encoding() {
+        let mut h = headers("gzip");
+        assert_eq!(decode_body(&mut h, Bytes::new(), 100).unwrap(), "");
     }
 
     #[test]
