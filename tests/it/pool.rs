@@ -92,10 +92,12 @@ async fn a_wide_batch_keeps_every_connection_it_opened() {
         assert!(records.iter().all(|r| r["ok"] == true));
         opened.push(result.unwrap().connections_opened);
     }
-    // No more than 64 requests are ever in flight, so 64 kept connections serve every batch;
-    // a pool that closed what it could not keep would open more with every batch.
+    // No more than 64 requests are ever in flight, so about 64 kept connections serve every
+    // batch (hyper-util may open a few more when it races a new connection against an idle one
+    // coming back: the bound is c + 10). A pool that closed what it could not keep
+    // opened 192 here.
     let total: u64 = opened.iter().sum();
-    assert!(server.connections() <= 64, "{} connections", server.connections());
+    assert!(server.connections() <= 64 + 10, "{} connections", server.connections());
     // The client may open a connection that an idle one beats to the request; it is counted by
     // the run that first uses it, so the reports never count more than the server saw.
     assert!(total >= 1 && total <= server.connections() as u64, "{opened:?}");
