@@ -158,11 +158,16 @@ async fn a_streaming_batch_yields_each_response_as_it_completes() {
             "/hold" => {
                 // Held until the plugin asks for /release, which it does only after it got a
                 // result from the batch. (A bounded wait, so a broken host fails the test.)
-                let released = release_rx
-                    .lock()
-                    .unwrap()
-                    .recv_timeout(std::time::Duration::from_secs(20));
-                apiary_tests::respond(if released.is_ok() { 200 } else { 504 }, &[], "")
+                // `block_in_place`: this worker blocks, so tokio hands its queued tasks (the other
+                // request's connection among them) to another worker. A timeout answers 409,
+                // which is not retried: the test then fails instead of passing late.
+                let released = tokio::task::block_in_place(|| {
+                    release_rx
+                        .lock()
+                        .unwrap()
+                        .recv_timeout(std::time::Duration::from_secs(20))
+                });
+                apiary_tests::respond(if released.is_ok() { 200 } else { 409 }, &[], "")
             }
             "/release" => {
                 release_tx.send(()).unwrap();
@@ -262,9 +267,12 @@ async fn numbered_pages_are_fetched_together_and_yielded_in_order() {
         }
         if page == 1 {
             // A bounded wait, so a host that sends pages one at a time fails the test.
-            let seen = seen_rx.lock().unwrap().recv_timeout(std::time::Duration::from_secs(20));
+            // (`block_in_place` and a 409 that is not retried, as in the streaming test above.)
+            let seen = tokio::task::block_in_place(|| {
+                seen_rx.lock().unwrap().recv_timeout(std::time::Duration::from_secs(20))
+            });
             if seen.is_err() {
-                return apiary_tests::respond(504, &[], "page 4 never came");
+                return apiary_tests::respond(409, &[], "page 4 never came");
             }
         }
         apiary_tests::json(&json!([page * 10, page * 10 + 1]))
