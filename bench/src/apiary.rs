@@ -110,3 +110,79 @@ async fn run(
     );
     Ok(report)
 }
+
+/// What `runs` runs, each parked on a request its server never answers, cost in resident
+/// memory: the process's RSS before they start and once all are parked.
+#[derive(Debug, Clone, Copy)]
+pub struct ParkedRuns {
+    /// Runs parked at once.
+    pub runs: usize,
+    /// Resident memory before the runs started, in KiB.
+    pub rss_before_kib: u64,
+    /// Resident memory with every run parked, in KiB.
+    pub rss_parked_kib: u64,
+}
+
+/// Parks `runs` runs of the test guest, each waiting on a loopback server that accepts
+/// connections and never answers, and measures the process's resident memory.
+///
+/// # Errors
+/// When the runtime or plugin cannot be set up, or `/proc/self/status` cannot be read.
+pub async fn parked(runs: usize) -> anyhow::Result<ParkedRuns> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/parked", listener.local_addr()?);
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counted = accepted.clone();
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+            counted.fetch_add(1, Ordering::Relaxed);
+        }
+    });
+    let (runtime, plugin) = load(&url, runs, 1)?;
+    let (runtime, plugin) = (Arc::new(runtime), Arc::new(plugin));
+    let rss_before_kib = rss_kib()?;
+    let tasks: Vec<_> = (0..runs)
+        .map(|_| {
+            let (runtime, plugin) = (runtime.clone(), plugin.clone());
+            let input = json!({ "url": url, "timeout_ms": 600_000 });
+            tokio::spawn(async move {
+                let request = RunRequest::new("fetch", Arc::new(MemorySink::default())).input(input.to_string());
+                runtime.run(&plugin, request).await
+            })
+        })
+        .collect();
+    // Every run is parked once the server holds its connection.
+    let waiting_since = Instant::now();
+    while accepted.load(Ordering::Relaxed) < runs {
+        ensure!(
+            waiting_since.elapsed().as_secs() < 120,
+            "only {} of {runs} runs reached the server",
+            accepted.load(Ordering::Relaxed)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let rss_parked_kib = rss_kib()?;
+    for task in tasks {
+        task.abort();
+    }
+    silent.abort();
+    Ok(ParkedRuns {
+        runs,
+        rss_before_kib,
+        rss_parked_kib,
+    })
+}
+
+/// The process's resident set size, from `/proc/self/status`.
+fn rss_kib() -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no VmRSS line in /proc/self/status")
+}

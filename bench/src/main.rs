@@ -65,6 +65,10 @@ struct Args {
     /// Leave aiohttp out even when it is installed (for profiling the Rust clients alone).
     #[arg(long)]
     no_aiohttp: bool,
+    /// Instead of throughput, park this many runs on a server that never answers and report
+    /// the resident memory they take (the target: 1,000 parked runs within 1 GiB).
+    #[arg(long, value_name = "RUNS")]
+    parked: Option<usize>,
 }
 
 impl Args {
@@ -94,6 +98,20 @@ impl Args {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     anyhow::ensure!(args.repeats > 0, "--repeats must be at least 1");
+    if let Some(runs) = args.parked {
+        let runtime = tokio::runtime::Runtime::new().context("failed to start the runtime")?;
+        let parked = runtime.block_on(apiary::parked(runs))?;
+        let added = parked.rss_parked_kib.saturating_sub(parked.rss_before_kib);
+        println!(
+            "{} parked runs: RSS {} MiB before, {} MiB parked; {} MiB added, {} KiB per run",
+            parked.runs,
+            parked.rss_before_kib / 1024,
+            parked.rss_parked_kib / 1024,
+            added / 1024,
+            added / parked.runs.max(1) as u64,
+        );
+        return Ok(());
+    }
     let cpus = CpuPlan::detect();
     if let Some(&client_cpu) = cpus.clients.first() {
         // The main thread drives the loads too: keep it off the server's CPU.
