@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, ensure};
-use apiary_host::{MAX_BATCH_REQUESTS, MemorySink, Plugin, RunReport, RunRequest, Runtime};
+use apiary_host::{MAX_BATCH_REQUESTS, MemorySink, NdjsonSink, Plugin, RecordSink, RunReport, RunRequest, Runtime};
 use apiary_tests::{test_guest, test_runtime_config};
 use serde_json::json;
 
@@ -23,6 +23,49 @@ const SPARE_RUN_SLOTS: u32 = 10;
 /// # Errors
 /// When the runtime or plugin cannot be set up, or a run fails (a failed request fails it).
 pub async fn runs(url: &str, concurrency: usize, requests: u64) -> anyhow::Result<Measurement> {
+    runs_with(url, concurrency, requests, None).await
+}
+
+/// As [`runs`], observed as `apiary run` is by default: the host's info-level events (one per
+/// request) written to a file through the CLI's non-blocking writer, and every response body
+/// emitted as a record into a buffered NDJSON file.
+///
+/// # Errors
+/// As [`runs`], or when the files cannot be created.
+pub async fn runs_observed(url: &str, concurrency: usize, requests: u64) -> anyhow::Result<Measurement> {
+    let dir = tempfile::tempdir()?;
+    let (writer, _flush_on_drop) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::fs::File::create(dir.path().join("apiary.log"))?);
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .with_writer(writer)
+        .finish();
+    let observed = Observed {
+        logs: tracing::Dispatch::new(subscriber),
+        records: Arc::new(NdjsonSink::new(std::fs::File::create(
+            dir.path().join("records.ndjson"),
+        )?)),
+    };
+    runs_with(url, concurrency, requests, Some(observed)).await
+}
+
+/// Where an observed load writes its logs and records.
+#[derive(Clone)]
+struct Observed {
+    logs: tracing::Dispatch,
+    records: Arc<NdjsonSink<std::fs::File>>,
+}
+
+async fn runs_with(
+    url: &str,
+    concurrency: usize,
+    requests: u64,
+    observed: Option<Observed>,
+) -> anyhow::Result<Measurement> {
+    use tracing::instrument::WithSubscriber;
+
     let (runtime, plugin) = load(url, concurrency, 1)?;
     let (runtime, plugin) = (Arc::new(runtime), Arc::new(plugin));
     let started = Instant::now();
@@ -30,8 +73,17 @@ pub async fn runs(url: &str, concurrency: usize, requests: u64) -> anyhow::Resul
         .map(|index| {
             let (runtime, plugin) = (runtime.clone(), plugin.clone());
             let count = share_of(requests, concurrency, index);
-            let input = json!({ "url": url, "count": count });
-            tokio::spawn(async move { run(&runtime, &plugin, "bench-loop", input, count).await })
+            let input = json!({ "url": url, "count": count, "emit": observed.is_some() });
+            match observed.clone() {
+                None => tokio::spawn(async move {
+                    let sink = Arc::new(MemorySink::default());
+                    run(&runtime, &plugin, "bench-loop", input, count, sink).await
+                }),
+                Some(observed) => tokio::spawn(
+                    async move { run(&runtime, &plugin, "bench-loop", input, count, observed.records).await }
+                        .with_subscriber(observed.logs),
+                ),
+            }
         })
         .collect();
     for task in tasks {
@@ -57,7 +109,15 @@ pub async fn batch(url: &str, concurrency: usize, requests: u64) -> anyhow::Resu
     let width = requests.min(MAX_BATCH_REQUESTS as u64);
     let input = json!({ "url": url, "count": requests, "width": width });
     let started = Instant::now();
-    run(&runtime, &plugin, "bench-batch", input, requests).await?;
+    run(
+        &runtime,
+        &plugin,
+        "bench-batch",
+        input,
+        requests,
+        Arc::new(MemorySink::default()),
+    )
+    .await?;
     Ok(Measurement {
         requests,
         elapsed: started.elapsed(),
@@ -95,8 +155,9 @@ async fn run(
     operation: &str,
     input: serde_json::Value,
     expected_requests: u64,
+    sink: Arc<dyn RecordSink>,
 ) -> anyhow::Result<RunReport> {
-    let request = RunRequest::new(operation, Arc::new(MemorySink::default())).input(input.to_string());
+    let request = RunRequest::new(operation, sink).input(input.to_string());
     let report = runtime
         .run(plugin, request)
         .await

@@ -130,7 +130,12 @@ fn main() -> anyhow::Result<()> {
     } else {
         AiohttpClient::find(cpus.client_cpu_list())?
     };
-    let mut contenders = vec![Contender::Native, Contender::ApiaryRuns, Contender::ApiaryBatch];
+    let mut contenders = vec![
+        Contender::Native,
+        Contender::ApiaryRuns,
+        Contender::ApiaryRunsObserved,
+        Contender::ApiaryBatch,
+    ];
     let mut skipped = Vec::new();
     match aiohttp {
         Some(_) => contenders.push(Contender::Aiohttp),
@@ -153,6 +158,9 @@ fn main() -> anyhow::Result<()> {
                     Contender::Native => runtime.block_on(native::run(server.url(), concurrency, requests)),
                     Contender::ApiaryRuns => runtime.block_on(apiary::runs(server.url(), concurrency, requests)),
                     Contender::ApiaryBatch => runtime.block_on(apiary::batch(server.url(), concurrency, requests)),
+                    Contender::ApiaryRunsObserved => {
+                        runtime.block_on(apiary::runs_observed(server.url(), concurrency, requests))
+                    }
                     Contender::Aiohttp => aiohttp.as_ref().expect("aiohttp is a contender only when found").run(
                         server.url(),
                         concurrency,

@@ -21,6 +21,9 @@ pub enum Contender {
     ApiaryRuns,
     /// One plugin run, one streaming batch at a time with c in flight.
     ApiaryBatch,
+    /// As `ApiaryRuns`, with the host's info-level logs written to a file and every response
+    /// body emitted as a record to an NDJSON file: the CLI's default cost.
+    ApiaryRunsObserved,
     /// aiohttp, c tasks on one session.
     Aiohttp,
 }
@@ -32,6 +35,7 @@ impl Contender {
             Contender::Native => "native hyper-util (c tasks)",
             Contender::ApiaryRuns => "apiary (c runs)",
             Contender::ApiaryBatch => "apiary (1 run, batch)",
+            Contender::ApiaryRunsObserved => "apiary (c runs, logs + records)",
             Contender::Aiohttp => "aiohttp (c tasks)",
         }
     }

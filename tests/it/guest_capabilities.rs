@@ -226,6 +226,11 @@ async fn bench_loop_sends_its_count_of_requests() {
     assert_eq!(result.unwrap().requests, 3);
     assert!(records.is_empty());
     assert_eq!(server.received().len(), 3);
+    // With `emit`, every body becomes a record.
+    let input = json!({"url": format!("{}/item", server.url()), "count": 2, "emit": true});
+    let (result, records) = run(&runtime, &plugin, "bench-loop", input).await;
+    assert_eq!(result.unwrap().records, 2);
+    assert_eq!(records, vec![json!({}), json!({})]);
 }
 
 /// `bench-batch` (the load of `apiary-bench`'s batch mode) splits its count into batches of

@@ -78,8 +78,8 @@ const OPERATIONS: &[(&str, &str)] = &[
     ),
     (
         "bench-loop",
-        "Sends {count} GETs to {url} one after another and emits nothing; fails on the first error \
-         or non-2xx status",
+        "Sends {count} GETs to {url} one after another and emits nothing (or each body as a \
+         record, with {emit}); fails on the first error or non-2xx status",
     ),
     (
         "bench-batch",
@@ -562,13 +562,20 @@ struct BenchInput {
     /// Requests per streaming batch (`bench-batch` only).
     #[serde(default)]
     width: Option<u32>,
+    /// Emit every response body as a record (`bench-loop` only).
+    #[serde(default)]
+    emit: bool,
 }
 
 /// The load of `apiary-bench`'s "runs" mode: one request at a time, nothing emitted, so what is
 /// measured is the request path and not the record sink.
 fn bench_loop(input: BenchInput) -> Result<RunSummary, RunError> {
     for _ in 0..input.count {
-        expect_success(http::get(&input.url).send()?)?;
+        let response = http::get(&input.url).send()?;
+        if input.emit {
+            output::emit_json(&response.text())?;
+        }
+        expect_success(response)?;
     }
     Ok(summary(0))
 }
