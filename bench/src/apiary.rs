@@ -247,3 +247,52 @@ fn rss_kib() -> anyhow::Result<u64> {
         .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
         .context("no VmRSS line in /proc/self/status")
 }
+
+/// The host's egress pipeline alone, no plugin: `concurrency` tasks sending `requests` GETs
+/// through [`Egress::send`](apiary_host::Egress::send) with the same policy a plugin would have.
+/// Beside `runs`, it separates what the pipeline costs from what the plugin boundary costs.
+///
+/// # Errors
+/// When the policy cannot be built, or a request fails or answers other than 2xx.
+pub async fn pipeline(url: &str, concurrency: usize, requests: u64) -> anyhow::Result<Measurement> {
+    use apiary_host::{Clock, Egress, EgressContext, EgressParts, EgressPolicy, Grant, Manifest, SystemClock, TenantId};
+
+    let host = url::Url::parse(url)?;
+    let manifest = Manifest::parse(
+        &format!(
+            "name = \"bench\"\nversion = \"1\"\ncomponent = \"x.wasm\"\n[permissions]\nhosts = [\"http://{}:*\"]\n",
+            host.host_str().context("the server URL has no host")?
+        ),
+        std::path::Path::new("bench.toml"),
+    )?;
+    let grant = Grant::local(&manifest).network("127.0.0.0/8".parse()?);
+    let resolved = apiary_host::resolve(&manifest, &grant)?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
+    let policy = Arc::new(EgressPolicy::new(&manifest, resolved, &clock));
+    let egress = Egress::new(EgressParts::default());
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|index| {
+            let (egress, policy, url) = (egress.clone(), policy.clone(), url.to_string());
+            let count = share_of(requests, concurrency, index);
+            tokio::spawn(async move {
+                for _ in 0..count {
+                    let mut request = http::Request::get(url.as_str()).body(bytes::Bytes::new())?;
+                    EgressContext::new(TenantId::default(), policy.clone()).attach_to(&mut request);
+                    let response = egress.send(request).await?;
+                    ensure!(response.status().is_success(), "the server answered {}", response.status());
+                }
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await??;
+    }
+    Ok(Measurement {
+        requests,
+        elapsed: started.elapsed(),
+        latency: None,
+        connections: None,
+    })
+}

@@ -132,6 +132,7 @@ fn main() -> anyhow::Result<()> {
     };
     let mut contenders = vec![
         Contender::Native,
+        Contender::ApiaryPipeline,
         Contender::ApiaryRuns,
         Contender::ApiaryRunsObserved,
         Contender::ApiaryBatch,
@@ -156,6 +157,9 @@ fn main() -> anyhow::Result<()> {
                 let before = server.connections_accepted();
                 let mut measured = match contender {
                     Contender::Native => runtime.block_on(native::run(server.url(), concurrency, requests)),
+                    Contender::ApiaryPipeline => {
+                        runtime.block_on(apiary::pipeline(server.url(), concurrency, requests))
+                    }
                     Contender::ApiaryRuns => runtime.block_on(apiary::runs(server.url(), concurrency, requests)),
                     Contender::ApiaryBatch => runtime.block_on(apiary::batch(server.url(), concurrency, requests)),
                     Contender::ApiaryRunsObserved => {

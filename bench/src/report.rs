@@ -17,6 +17,8 @@ use crate::measure::Measurement;
 pub enum Contender {
     /// A plain hyper-util client, c tasks.
     Native,
+    /// The host's egress pipeline alone, c tasks, no plugin.
+    ApiaryPipeline,
     /// c concurrent plugin runs, each sending one request at a time.
     ApiaryRuns,
     /// One plugin run, one streaming batch at a time with c in flight.
@@ -33,6 +35,7 @@ impl Contender {
     pub fn label(self) -> &'static str {
         match self {
             Contender::Native => "native hyper-util (c tasks)",
+            Contender::ApiaryPipeline => "apiary pipeline, no plugin",
             Contender::ApiaryRuns => "apiary (c runs)",
             Contender::ApiaryBatch => "apiary (1 run, batch)",
             Contender::ApiaryRunsObserved => "apiary (c runs, logs + records)",
