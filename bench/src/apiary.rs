@@ -255,7 +255,9 @@ fn rss_kib() -> anyhow::Result<u64> {
 /// # Errors
 /// When the policy cannot be built, or a request fails or answers other than 2xx.
 pub async fn pipeline(url: &str, concurrency: usize, requests: u64) -> anyhow::Result<Measurement> {
-    use apiary_host::{Clock, Egress, EgressContext, EgressParts, EgressPolicy, Grant, Manifest, SystemClock, TenantId};
+    use apiary_host::{
+        Clock, Egress, EgressContext, EgressParts, EgressPolicy, Grant, Manifest, SystemClock, TenantId,
+    };
 
     let host = url::Url::parse(url)?;
     let manifest = Manifest::parse(
@@ -280,7 +282,11 @@ pub async fn pipeline(url: &str, concurrency: usize, requests: u64) -> anyhow::R
                     let mut request = http::Request::get(url.as_str()).body(bytes::Bytes::new())?;
                     EgressContext::new(TenantId::default(), policy.clone()).attach_to(&mut request);
                     let response = egress.send(request).await?;
-                    ensure!(response.status().is_success(), "the server answered {}", response.status());
+                    ensure!(
+                        response.status().is_success(),
+                        "the server answered {}",
+                        response.status()
+                    );
                 }
                 anyhow::Ok(())
             })

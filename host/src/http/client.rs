@@ -31,12 +31,16 @@ pub const POOL_MAX_IDLE_PER_HOST: usize = usize::MAX;
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 type HyperClient = Client<HttpsConnector<CheckedConnector>, Full<Bytes>>;
+/// One pool per tenant and network policy.
+type Pools = HashMap<(TenantId, NetPolicy), Arc<HyperClient>>;
 
 /// Connection pools keyed by tenant and network policy: tenants never share a connection, and
 /// a plugin granted, say, loopback never shares one (or a resolver) with a plugin that was not.
 #[derive(Debug, Clone)]
 pub struct PooledClient {
-    pools: Arc<Mutex<HashMap<(TenantId, NetPolicy), HyperClient>>>,
+    // Each pool behind an `Arc`: a request borrows it instead of cloning a client (and its
+    // connector) per request.
+    pools: Arc<Mutex<Pools>>,
     resolver: Arc<dyn Resolve>,
 }
 
@@ -62,11 +66,11 @@ impl PooledClient {
         }
     }
 
-    fn client_for(&self, tenant: &TenantId, policy: &NetPolicy) -> HyperClient {
+    fn client_for(&self, tenant: &TenantId, policy: &NetPolicy) -> Arc<HyperClient> {
         let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
         pools
             .entry((tenant.clone(), policy.clone()))
-            .or_insert_with(|| build_client(policy, &self.resolver))
+            .or_insert_with(|| Arc::new(build_client(policy, &self.resolver)))
             .clone()
     }
 }
@@ -110,7 +114,7 @@ impl Service<EgressRequest> for PooledClient {
             ctx.call.attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             RunStats::add(&ctx.stats.attempts, 1);
             let client = this.client_for(&ctx.tenant, &ctx.policy.net);
-            let response = send(client, request, &ctx).await?;
+            let response = send(&client, request, &ctx).await?;
             if response
                 .extensions()
                 .get::<FreshConnection>()
@@ -124,15 +128,23 @@ impl Service<EgressRequest> for PooledClient {
     }
 }
 
-async fn send(client: HyperClient, request: EgressRequest, ctx: &EgressContext) -> Result<EgressResponse, EgressError> {
+async fn send(
+    client: &HyperClient,
+    request: EgressRequest,
+    ctx: &EgressContext,
+) -> Result<EgressResponse, EgressError> {
     let max_bytes = ctx.policy.limits.max_response_bytes;
     let (parts, body) = request.into_parts();
-    let destination = parts.uri.host().unwrap_or_default().to_string();
     let request = http::Request::from_parts(parts, Full::new(body));
     let response = client.request(request).await.map_err(|e| {
         if let Some(refused) = forbidden_in(&e) {
             return EgressError::ForbiddenAddress {
-                destination,
+                destination: ctx
+                    .url
+                    .as_ref()
+                    .and_then(|url| url.host_str())
+                    .unwrap_or_default()
+                    .to_string(),
                 plugin: ctx.policy.plugin.clone(),
                 refused: refused.clone(),
             };
