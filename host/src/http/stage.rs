@@ -2,19 +2,59 @@
 //! and [`stage`] turns it into a tower `Layer` over the rest of the pipeline.
 
 use std::fmt;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures::future::BoxFuture;
-use tower::Service;
 use tower::layer::{Layer, layer_fn};
-use tower::util::BoxCloneSyncService;
+use tower::{Service, ServiceExt};
 
 use super::{EgressError, EgressRequest, EgressResponse};
 
-/// The pipeline below a layer, type-erased so that layers compose in any order.
-pub type EgressService = BoxCloneSyncService<EgressRequest, EgressResponse, EgressError>;
 /// What a layer returns.
 pub type EgressFuture = BoxFuture<'static, Result<EgressResponse, EgressError>>;
+
+/// The pipeline below a layer, type-erased so that layers compose in any order. Cloning it is
+/// a reference-count bump: each request hands every layer the rest of the pipeline without
+/// allocating a copy of it.
+#[derive(Clone)]
+pub struct EgressService(Arc<dyn Fn(EgressRequest) -> EgressFuture + Send + Sync>);
+
+impl fmt::Debug for EgressService {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("EgressService")
+    }
+}
+
+impl EgressService {
+    /// The pipeline's end: a tower `Service` (the pooled client, or a stub in tests), cloned
+    /// for each request it serves.
+    pub fn new<S>(service: S) -> Self
+    where
+        S: Service<EgressRequest, Response = EgressResponse, Error = EgressError> + Clone + Send + Sync + 'static,
+        S::Future: Send + 'static,
+    {
+        Self(Arc::new(move |request| {
+            let service = service.clone();
+            Box::pin(service.oneshot(request))
+        }))
+    }
+}
+
+impl Service<EgressRequest> for EgressService {
+    type Response = EgressResponse;
+    type Error = EgressError;
+    type Future = EgressFuture;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), EgressError>> {
+        // Readiness is the pipeline's end's to report, when each request reaches it.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: EgressRequest) -> EgressFuture {
+        (self.0)(request)
+    }
+}
 
 /// One layer of the egress pipeline: it sees each request and passes it on to `next` (the
 /// rest of the pipeline), or answers it itself.
@@ -39,34 +79,10 @@ pub trait EgressLayer: fmt::Debug + Clone + Send + Sync + 'static {
     fn call(self, request: EgressRequest, next: EgressService) -> EgressFuture;
 }
 
-/// A layer in front of the rest of the pipeline, as a tower `Service`.
-#[derive(Debug, Clone)]
-struct Stage<L> {
-    layer: L,
-    next: EgressService,
-}
-
-impl<L: EgressLayer> Service<EgressRequest> for Stage<L> {
-    type Response = EgressResponse;
-    type Error = EgressError;
-    type Future = EgressFuture;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), EgressError>> {
-        // Readiness is checked where each layer calls `next` (with `oneshot`).
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: EgressRequest) -> EgressFuture {
-        self.layer.clone().call(request, self.next.clone())
-    }
-}
-
 /// `layer` as a tower `Layer`, for `ServiceBuilder`.
 pub fn stage<L: EgressLayer>(layer: L) -> impl Layer<EgressService, Service = EgressService> {
-    layer_fn(move |next| {
-        EgressService::new(Stage {
-            layer: layer.clone(),
-            next,
-        })
+    layer_fn(move |next: EgressService| {
+        let layer = layer.clone();
+        EgressService(Arc::new(move |request| layer.clone().call(request, next.clone())))
     })
 }
