@@ -86,15 +86,7 @@ async fn runs_with(
             }
         })
         .collect();
-    for task in tasks {
-        task.await??;
-    }
-    Ok(Measurement {
-        requests,
-        elapsed: started.elapsed(),
-        latency: None,
-        connections: None,
-    })
+    finish(tasks, requests, started).await
 }
 
 /// One run of the test guest's `bench-batch`, with the manifest's `max_concurrency` at
@@ -292,6 +284,15 @@ pub async fn pipeline(url: &str, concurrency: usize, requests: u64) -> anyhow::R
             })
         })
         .collect();
+    finish(tasks, requests, started).await
+}
+
+/// Waits for a load's tasks and measures its throughput (per-request latency is not observed).
+async fn finish<T>(
+    tasks: Vec<tokio::task::JoinHandle<anyhow::Result<T>>>,
+    requests: u64,
+    started: Instant,
+) -> anyhow::Result<Measurement> {
     for task in tasks {
         task.await??;
     }

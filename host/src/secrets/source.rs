@@ -838,8 +838,8 @@ mod tests {
             spec("dotenv:/etc/apiary/secrets.env#K")
         );
         assert_eq!(
-            spec("dotenv:../shared/.env").resolve_relative(base),
-            spec("dotenv:/etc/apiary/../shared/.env")
+            spec("dotenv:../keys/.env").resolve_relative(base),
+            spec("dotenv:/etc/apiary/../keys/.env")
         );
         assert_eq!(
             spec("dotenv:/abs/.env").resolve_relative(base),
