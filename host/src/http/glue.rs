@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
 use http::header::{ACCEPT, HeaderValue, USER_AGENT};
-use tokio::task::JoinSet;
 use wasmtime::component::{HasSelf, Linker, Resource, ResourceTable};
 
 use super::bounds::{self, MAX_BATCH_REQUESTS, RequestShape};
@@ -36,16 +37,26 @@ pub(crate) struct HttpCtx {
     pub(crate) batches: ResourceTable,
 }
 
-/// A streaming batch: requests not yet started, and the ones in flight (each a task, so it
-/// progresses while the plugin works on earlier results). At most `max_concurrency` are in
+/// A streaming batch: requests not yet started, and the ones in flight. The in-flight ones are
+/// polled in the run's own task whenever the plugin asks for the next result (no task per
+/// request): each is handed to its pooled connection, whose own task does the I/O, so
+/// responses arrive while the plugin works on earlier ones. At most `max_concurrency` are in
 /// flight or finished-but-not-taken, which bounds what the host holds for it. Dropping the
-/// batch aborts what is still in flight.
-#[derive(Debug)]
+/// batch drops what is still in flight.
 pub struct StreamingBatch {
     pending: VecDeque<(u32, Result<EgressRequest, EgressError>, Arc<CallStats>)>,
-    in_flight: JoinSet<(u32, Result<wit::Response, wit::Error>)>,
+    in_flight: FuturesUnordered<BoxFuture<'static, (u32, Result<wit::Response, wit::Error>)>>,
     concurrency: usize,
     egress: Egress,
+}
+
+impl std::fmt::Debug for StreamingBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamingBatch")
+            .field("pending", &self.pending.len())
+            .field("in_flight", &self.in_flight.len())
+            .finish()
+    }
 }
 
 impl StreamingBatch {
@@ -57,7 +68,7 @@ impl StreamingBatch {
             };
             let egress = self.egress.clone();
             self.in_flight
-                .spawn(async move { (index, finish(egress, request, call).await) });
+                .push(Box::pin(async move { (index, finish(egress, request, call).await) }));
         }
     }
 }
@@ -126,7 +137,7 @@ impl wit::HostBatch for HttpCtx {
             .collect();
         let mut batch = StreamingBatch {
             pending,
-            in_flight: JoinSet::new(),
+            in_flight: FuturesUnordered::new(),
             concurrency: self.policy.limits.max_concurrency as usize,
             egress: self.egress.clone(),
         };
@@ -139,11 +150,11 @@ impl wit::HostBatch for HttpCtx {
         batch: Resource<StreamingBatch>,
     ) -> wasmtime::Result<Option<(u32, Result<wit::Response, wit::Error>)>> {
         let batch = self.batches.get_mut(&batch)?;
-        let Some(done) = batch.in_flight.join_next().await else {
+        let Some(done) = batch.in_flight.next().await else {
             return Ok(None);
         };
         batch.fill();
-        Ok(Some(done?))
+        Ok(Some(done))
     }
 
     async fn drop(&mut self, batch: Resource<StreamingBatch>) -> wasmtime::Result<()> {
