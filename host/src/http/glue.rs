@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::FutureExt;
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
@@ -45,30 +46,48 @@ pub(crate) struct HttpCtx {
 /// batch drops what is still in flight.
 pub struct StreamingBatch {
     pending: VecDeque<(u32, Result<EgressRequest, EgressError>, Arc<CallStats>)>,
-    in_flight: FuturesUnordered<BoxFuture<'static, (u32, Result<wit::Response, wit::Error>)>>,
+    in_flight: FuturesUnordered<BoxFuture<'static, BatchResult>>,
+    /// Finished while newly started requests were being set off, not yet taken.
+    ready: VecDeque<BatchResult>,
     concurrency: usize,
     egress: Egress,
 }
+
+/// A batch request's index and result.
+type BatchResult = (u32, Result<wit::Response, wit::Error>);
 
 impl std::fmt::Debug for StreamingBatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StreamingBatch")
             .field("pending", &self.pending.len())
             .field("in_flight", &self.in_flight.len())
+            .field("ready", &self.ready.len())
             .finish()
     }
 }
 
 impl StreamingBatch {
-    /// Starts requests until `concurrency` are in flight.
+    /// Starts requests until `concurrency` are in flight or ready, and polls them once so the
+    /// new ones are on their way before the plugin gets its result back.
     fn fill(&mut self) {
-        while self.in_flight.len() < self.concurrency {
+        while self.in_flight.len() + self.ready.len() < self.concurrency {
             let Some((index, request, call)) = self.pending.pop_front() else {
-                return;
+                break;
             };
             let egress = self.egress.clone();
             self.in_flight
                 .push(Box::pin(async move { (index, finish(egress, request, call).await) }));
+        }
+        while let Some(Some(done)) = self.in_flight.next().now_or_never() {
+            self.ready.push_back(done);
+        }
+    }
+
+    /// The next finished request, waiting for one when none is ready.
+    async fn take(&mut self) -> Option<BatchResult> {
+        match self.ready.pop_front() {
+            Some(done) => Some(done),
+            None => self.in_flight.next().await,
         }
     }
 }
@@ -138,6 +157,7 @@ impl wit::HostBatch for HttpCtx {
         let mut batch = StreamingBatch {
             pending,
             in_flight: FuturesUnordered::new(),
+            ready: VecDeque::new(),
             concurrency: self.policy.limits.max_concurrency as usize,
             egress: self.egress.clone(),
         };
@@ -150,7 +170,7 @@ impl wit::HostBatch for HttpCtx {
         batch: Resource<StreamingBatch>,
     ) -> wasmtime::Result<Option<(u32, Result<wit::Response, wit::Error>)>> {
         let batch = self.batches.get_mut(&batch)?;
-        let Some(done) = batch.in_flight.next().await else {
+        let Some(done) = batch.take().await else {
             return Ok(None);
         };
         batch.fill();
