@@ -101,7 +101,7 @@ impl wit::Host for LogCtx {
         let message = guest(truncate(&message, MAX_LOG_MESSAGE_BYTES));
         // tracing needs field names at compile time, so the plugin's fields travel as one
         // JSON object (whose serialisation escapes what the plugin wrote).
-        let scrub = |text: &str| self.redactor.scrub(truncate(text, MAX_LOG_FIELD_BYTES));
+        let scrub = |text: &str| self.redactor.scrub(truncate(text, MAX_LOG_FIELD_BYTES)).into_owned();
         let fields: serde_json::Map<String, serde_json::Value> = fields
             .iter()
             .take(MAX_LOG_FIELDS)

@@ -91,12 +91,7 @@ async fn logging_and_describe_work() {
 async fn the_sdk_follows_link_pages_and_stops_on_a_loop() {
     use apiary_tests::{TestServer, respond};
     let server = TestServer::start(|request, _| {
-        let page: u32 = request
-            .path
-            .rsplit('=')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(1);
+        let page = apiary_tests::page_of(&request.path);
         let items = json!([page * 10, page * 10 + 1]).to_string();
         let next = match (request.path.starts_with("/loop"), page) {
             (true, _) => Some("</loop?page=1>; rel=\"next\"".to_string()),
@@ -266,7 +261,7 @@ async fn numbered_pages_are_fetched_together_and_yielded_in_order() {
     let (seen_tx, seen_rx) = std::sync::mpsc::channel::<()>();
     let seen_rx = std::sync::Mutex::new(seen_rx);
     let server = apiary_tests::TestServer::start(move |request, _| {
-        let page: u32 = request.path.rsplit('=').next().unwrap().parse().unwrap();
+        let page = apiary_tests::page_of(&request.path);
         if page == 4 {
             seen_tx.send(()).unwrap();
         }

@@ -12,12 +12,7 @@ use super::{grant, run, runtime_with_clock};
 /// Three pages, each linking to the next.
 async fn paged_server() -> TestServer {
     TestServer::start(|request, _| {
-        let page: u32 = request
-            .path
-            .rsplit('=')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(1);
+        let page = apiary_tests::page_of(&request.path);
         let body = json!([page]).to_string();
         if page < 3 {
             let link = format!("</p?page={}>; rel=\"next\"", page + 1);

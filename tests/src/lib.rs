@@ -151,6 +151,11 @@ pub fn respond(status: u16, headers: &[(&str, &str)], body: impl Into<Bytes>) ->
     builder.body(Full::new(body.into())).unwrap()
 }
 
+/// The number in a request path's last `=` (the `page` of `/items?page=3`), 1 when there is none.
+pub fn page_of(path: &str) -> u32 {
+    path.rsplit('=').next().and_then(|p| p.parse().ok()).unwrap_or(1)
+}
+
 /// A `200 application/json` response.
 pub fn json(value: &serde_json::Value) -> Response<Full<Bytes>> {
     respond(200, &[("content-type", "application/json")], value.to_string())

@@ -688,7 +688,8 @@ fn classify_trap(plugin: &str, trap: wasmtime::Error, state: &RunState) -> RunEr
         message.push_str(" (after its memory limit was reached)");
     }
     let stderr = state.stderr.contents();
-    let stderr = state.redactor.scrub(&String::from_utf8_lossy(&stderr));
+    let stderr = String::from_utf8_lossy(&stderr);
+    let stderr = state.redactor.scrub(&stderr);
     let stderr = stderr.trim();
     if !stderr.is_empty() {
         let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
@@ -702,7 +703,7 @@ fn classify_trap(plugin: &str, trap: wasmtime::Error, state: &RunState) -> RunEr
     }
     RunError::Trap {
         plugin,
-        message: state.redactor.scrub(&message),
+        message: state.redactor.scrub(&message).into_owned(),
     }
 }
 

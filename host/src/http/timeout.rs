@@ -27,6 +27,16 @@ impl TimeoutLayer {
     }
 }
 
+/// Most of the run's remaining time kept back from an attempt, so the plugin can still handle
+/// the timeout (and report it) before the run's own deadline ends it.
+const DEADLINE_RESERVE: Duration = Duration::from_secs(1);
+
+/// The part of the run's remaining time an attempt may take: all but a tenth of it, keeping at
+/// most [`DEADLINE_RESERVE`] back for the plugin.
+fn usable(left: Duration) -> Duration {
+    left - (left / 10).min(DEADLINE_RESERVE)
+}
+
 /// The timeout of one attempt: the request's wish, within the manifest's cap and the time left.
 pub(crate) fn attempt_timeout(asked: Option<Duration>, cap: Duration, left: Option<Duration>) -> Duration {
     let timeout = asked.map_or(cap, |asked| asked.min(cap));
@@ -37,7 +47,7 @@ impl EgressLayer for TimeoutLayer {
     fn call(self, request: EgressRequest, next: EgressService) -> EgressFuture {
         Box::pin(async move {
             let ctx = EgressContext::of(&request)?;
-            let left = ctx.deadline.map(|d| d.saturating_sub(self.clock.monotonic()));
+            let left = ctx.deadline.map(|d| usable(d.saturating_sub(self.clock.monotonic())));
             let timeout = attempt_timeout(ctx.options.timeout, ctx.policy.limits.request_timeout, left);
             if timeout.is_zero() {
                 return Err(EgressError::Timeout(timeout));
@@ -55,6 +65,13 @@ mod tests {
     use super::*;
 
     const S: fn(u64) -> Duration = Duration::from_secs;
+
+    #[test]
+    fn an_attempt_leaves_the_plugin_time_to_handle_its_timeout() {
+        assert_eq!(usable(Duration::from_millis(300)), Duration::from_millis(270));
+        assert_eq!(usable(S(600)), S(599), "at most a second is kept back");
+        assert_eq!(usable(Duration::ZERO), Duration::ZERO);
+    }
 
     /// Regression: a guest's per-request timeout could exceed the manifest's without bound.
     #[test]

@@ -64,9 +64,10 @@ impl RunRedactor {
         redactor.scrub_body(body)
     }
 
-    /// `text` with every secret scrubbed.
-    pub fn scrub(&self, text: &str) -> String {
-        self.read().scrub_str(text).into_owned()
+    /// `text` with every secret scrubbed; borrowed, not copied, when it holds none (every
+    /// record and log line of a run passes through here).
+    pub fn scrub<'a>(&self, text: &'a str) -> std::borrow::Cow<'a, str> {
+        self.read().scrub_str(text)
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Redactor> {

@@ -45,7 +45,7 @@ impl EgressLayer for SecretLayer {
             let response = next
                 .oneshot(request)
                 .await
-                .map_err(|error| scrub_error(error, |text| redactor.scrub(text)))?;
+                .map_err(|error| scrub_error(error, |text| redactor.scrub(text).into_owned()))?;
             let (mut parts, body) = response.into_parts();
             let body = decode_body(&mut parts.headers, body, ctx.policy.limits.max_response_bytes)?;
             let scrubbed = redactor.scrub_response(&mut parts.headers, body.clone());
