@@ -11,6 +11,7 @@ use std::process::Command;
 const GUESTS: &[(&str, &str, &str)] = &[
     ("apiary-plugin-github", "apiary_plugin_github", "GITHUB_PLUGIN"),
     ("apiary-test-guest", "apiary_test_guest", "TEST_GUEST"),
+    ("apiary-stock-guest", "apiary_stock_guest", "STOCK_GUEST"),
 ];
 
 fn main() {

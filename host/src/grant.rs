@@ -38,7 +38,7 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::http::{Cidr, HostPattern, NetPolicy};
-use crate::manifest::{Limits, MAX_DEADLINE, MAX_REQUEST_TIMEOUT, Manifest, Pin};
+use crate::manifest::{Attach, Limits, MAX_DEADLINE, MAX_REQUEST_TIMEOUT, Manifest, Pin};
 use crate::ratelimit::RateLimitConfig;
 use crate::secrets::{DEFAULT_COMMAND_TIMEOUT, DEFAULT_SECRET_TTL, Placement, SecretSource, SourceSpec};
 use crate::toml_file::duration;
@@ -242,6 +242,8 @@ pub struct ResolvedSecret {
     pub destinations: Destinations,
     /// Whether the plugin marks it required.
     pub required: bool,
+    /// When the host attaches it.
+    pub attach: Attach,
     /// The source and TTL.
     pub grant: SecretGrant,
 }
@@ -334,6 +336,7 @@ pub fn resolve(manifest: &Manifest, grant: &Grant) -> Result<Resolved, GrantErro
                 placement: request.placement.clone(),
                 destinations,
                 required: request.required,
+                attach: request.attach,
                 grant: secret_grant.clone(),
             },
         );

@@ -136,6 +136,12 @@ pub struct SecretRequest {
     /// Example: `description = "a GitHub token with read access to issues"`
     #[serde(default)]
     pub description: Option<String>,
+    /// When the host attaches it: when a request asks (`"on-request"`, the default), or to
+    /// every request whose destination it is bound to (`"auto"`), for plugins that make requests
+    /// through the standard `wasi:http` interface and so cannot name a secret.
+    /// Example: `attach = "auto"`
+    #[serde(default)]
+    pub attach: Attach,
     #[serde(default, rename = "env", deserialize_with = "source_is_the_operators")]
     _env: Option<()>,
     #[serde(default, rename = "file", deserialize_with = "source_is_the_operators")]
@@ -156,6 +162,7 @@ impl SecretRequest {
             hosts,
             required: true,
             description: None,
+            attach: Attach::OnRequest,
             _env: None,
             _file: None,
             _command: None,
@@ -163,6 +170,18 @@ impl SecretRequest {
             _value: None,
         }
     }
+}
+
+/// When the host attaches a secret to a request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Attach {
+    /// Only when the request names it (the `apiary:plugin/http` interface).
+    #[default]
+    OnRequest,
+    /// To every request whose destination it is bound to, when the run holds it; a request
+    /// that also names it gets it once.
+    Auto,
 }
 
 fn required_by_default() -> bool {

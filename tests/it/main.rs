@@ -15,6 +15,7 @@ mod retry_and_ratelimit;
 mod sandbox;
 mod secrets;
 mod ssrf;
+mod wasi_http;
 
 use std::sync::{Arc, Mutex};
 

@@ -198,12 +198,23 @@ pub fn test_guest_granted(runtime: &Runtime, body: &str, grant: impl FnOnce(&Man
 /// The test guest loaded with a manifest of `body` and exactly the grant `grant` makes of it
 /// (no [`loopback`]), for tests of what is refused without a network grant.
 pub fn test_guest_exactly(runtime: &Runtime, body: &str, grant: impl FnOnce(&Manifest) -> Grant) -> Plugin {
+    load_exactly(runtime, components::TEST_GUEST, body, grant)
+}
+
+/// The component at `component` loaded with a manifest of `body` and exactly the grant `grant`
+/// makes of it.
+pub fn load_exactly(
+    runtime: &Runtime,
+    component: &str,
+    body: &str,
+    grant: impl FnOnce(&Manifest) -> Grant,
+) -> Plugin {
     let dir = tempfile::tempdir().unwrap();
-    let loaded = manifest(dir.path(), components::TEST_GUEST, body);
+    let loaded = manifest(dir.path(), component, body);
     let grant = grant(&loaded.manifest);
     runtime
         .load(loaded, grant)
-        .unwrap_or_else(|e| panic!("loading the test guest: {e}"))
+        .unwrap_or_else(|e| panic!("loading {component}: {e}"))
 }
 
 /// A secret granted with a fixed value, as an embedder or the demo grants one.

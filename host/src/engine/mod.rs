@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use wasmtime::component::{Linker, ResourceTable};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::bindings::{self, Plugin as PluginBindings, PluginPre};
 use crate::clock::Clock;
@@ -328,6 +329,8 @@ impl fmt::Display for RunReport {
 /// A store's data: WASI (granting nothing) plus one context per Apiary capability.
 pub(crate) struct RunState {
     wasi: WasiCtx,
+    /// `wasi:http`'s own state (field limits); its requests go through `http`'s hooks.
+    wasi_http: WasiHttpCtx,
     table: ResourceTable,
     stderr: GuestOutput,
     limiter: RunLimiter,
@@ -339,6 +342,18 @@ pub(crate) struct RunState {
     output: OutputCtx,
     /// Every secret the run holds, for scrubbing its failure text and stderr.
     redactor: Arc<RunRedactor>,
+}
+
+/// A stock `wasi:http` guest's requests are sent by the run's [`HttpCtx`], the same pipeline
+/// the `apiary:plugin/http` interface uses.
+impl WasiHttpView for RunState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.wasi_http,
+            table: &mut self.table,
+            hooks: &mut self.http,
+        }
+    }
 }
 
 impl WasiView for RunState {
@@ -597,6 +612,7 @@ impl Runtime {
             .build();
         let state = RunState {
             wasi,
+            wasi_http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             stderr,
             limiter: RunLimiter::new(policy.limits.memory_mib),
@@ -776,6 +792,7 @@ fn engine_config(max_runs: u32) -> Config {
 fn build_linker(engine: &Engine) -> wasmtime::Result<Linker<RunState>> {
     let mut linker = Linker::<RunState>::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
     crate::http::add_to_linker(&mut linker, |s| &mut s.http)?;
     crate::secrets::add_to_linker(&mut linker, |s| &mut s.secrets)?;
     crate::log::add_to_linker(&mut linker, |s| &mut s.log)?;

@@ -53,9 +53,33 @@ pub(crate) fn plugin_header_name(name: &str) -> Result<HeaderName, String> {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RequestShape<'a> {
     pub(crate) url: &'a str,
-    pub(crate) headers: &'a [(String, String)],
+    /// Header fields set.
+    pub(crate) header_count: usize,
+    /// Bytes of header names and values, together.
+    pub(crate) header_bytes: usize,
     pub(crate) body_bytes: usize,
     pub(crate) attachments: usize,
+}
+
+impl<'a> RequestShape<'a> {
+    /// The shape of a request with these header fields.
+    pub(crate) fn new<N: AsRef<[u8]>, V: AsRef<[u8]>>(
+        url: &'a str,
+        headers: impl Iterator<Item = (N, V)>,
+        body_bytes: usize,
+        attachments: usize,
+    ) -> Self {
+        let (header_count, header_bytes) = headers.fold((0, 0), |(count, bytes), (name, value)| {
+            (count + 1, bytes + name.as_ref().len() + value.as_ref().len())
+        });
+        Self {
+            url,
+            header_count,
+            header_bytes,
+            body_bytes,
+            attachments,
+        }
+    }
 }
 
 /// Checks `request` against the caps, before anything in it is parsed.
@@ -69,13 +93,13 @@ pub(crate) fn check(request: RequestShape<'_>) -> Result<(), String> {
             request.url.len()
         ));
     }
-    if request.headers.len() > MAX_REQUEST_HEADERS {
+    if request.header_count > MAX_REQUEST_HEADERS {
         return Err(format!(
             "{} headers, over the limit of {MAX_REQUEST_HEADERS}",
-            request.headers.len()
+            request.header_count
         ));
     }
-    let header_bytes: usize = request.headers.iter().map(|(n, v)| n.len() + v.len()).sum();
+    let header_bytes = request.header_bytes;
     if header_bytes > MAX_REQUEST_HEADER_BYTES {
         return Err(format!(
             "the headers take {header_bytes} bytes, over the limit of {MAX_REQUEST_HEADER_BYTES}"
@@ -101,12 +125,7 @@ mod tests {
     use super::*;
 
     fn shape<'a>(url: &'a str, headers: &'a [(String, String)]) -> RequestShape<'a> {
-        RequestShape {
-            url,
-            headers,
-            body_bytes: 0,
-            attachments: 0,
-        }
+        RequestShape::new(url, headers.iter().map(|(n, v)| (n, v)), 0, 0)
     }
 
     fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {

@@ -197,12 +197,12 @@ impl HttpCtx {
 
     fn to_egress(&self, request: wit::Request, call: Arc<CallStats>) -> Result<http::Request<Bytes>, EgressError> {
         let invalid = EgressError::InvalidRequest;
-        bounds::check(RequestShape {
-            url: &request.url,
-            headers: &request.headers,
-            body_bytes: request.body.as_ref().map_or(0, Vec::len),
-            attachments: request.secrets.len(),
-        })
+        bounds::check(RequestShape::new(
+            &request.url,
+            request.headers.iter().map(|(n, v)| (n, v)),
+            request.body.as_ref().map_or(0, Vec::len),
+            request.secrets.len(),
+        ))
         .map_err(invalid)?;
         let method = match request.method {
             wit::Method::Get => http::Method::GET,
@@ -233,28 +233,46 @@ impl HttpCtx {
             .entry(ACCEPT)
             .or_insert(HeaderValue::from_static("application/json"));
         let options = &request.options;
-        let ctx = EgressContext {
+        let ctx = self.context(
             // Parsed here once; every layer reads it from the context.
-            url: url::Url::parse(&request.url).ok(),
-            tenant: self.tenant.clone(),
-            policy: self.policy.clone(),
-            secrets: request.secrets.into_iter().map(from_wit_attachment).collect(),
-            redactor: self.redactor.clone(),
-            options: RequestOptions {
+            url::Url::parse(&request.url).ok(),
+            request.secrets.into_iter().map(from_wit_attachment).collect(),
+            RequestOptions {
                 timeout: options.timeout_ms.map(Duration::from_millis),
                 idempotent: options.idempotent,
                 max_retries: options.retry.as_ref().and_then(|r| r.max_retries),
                 bucket: options.bucket.clone(),
             },
-            stats: self.stats.clone(),
             call,
-            deadline: self.deadline,
-        };
+        );
         let mut request = builder
             .body(request.body.map(Bytes::from).unwrap_or_default())
             .map_err(|e| invalid(e.to_string()))?;
         ctx.attach_to(&mut request);
         Ok(request)
+    }
+}
+
+impl HttpCtx {
+    /// The context of one of this run's calls.
+    pub(super) fn context(
+        &self,
+        url: Option<url::Url>,
+        secrets: Vec<SecretAttachment>,
+        options: RequestOptions,
+        call: Arc<CallStats>,
+    ) -> EgressContext {
+        EgressContext {
+            url,
+            tenant: self.tenant.clone(),
+            policy: self.policy.clone(),
+            secrets,
+            redactor: self.redactor.clone(),
+            options,
+            stats: self.stats.clone(),
+            call,
+            deadline: self.deadline,
+        }
     }
 }
 

@@ -11,6 +11,7 @@
 //! - [`timeout`](TimeoutLayer): the per-attempt timeout.
 //! - [`pipeline`](Egress): the layer stack, built once per process.
 //! - `glue`: the WIT glue, converting between the plugin's records and `http` types.
+//! - `wasi`: the standard `wasi:http` outgoing handler, a second entry to the same pipeline.
 
 mod allowlist;
 mod bounds;
@@ -22,6 +23,7 @@ mod netpolicy;
 mod pipeline;
 mod stage;
 mod timeout;
+mod wasi;
 
 pub use allowlist::{AllowlistLayer, HostPattern, HostPatternError, destination};
 pub(crate) use bounds::is_host_owned;

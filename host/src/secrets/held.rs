@@ -8,6 +8,7 @@ use secrecy::{ExposeSecret, SecretString};
 use super::{CachedSecret, Placement, Redactor};
 use crate::clock::Clock;
 use crate::grant::{Destinations, ResolvedSecret};
+use crate::manifest::Attach;
 
 /// One granted secret of a loaded plugin: where it goes, where it may be sent, and its cached source.
 #[derive(Debug)]
@@ -18,6 +19,8 @@ pub struct HeldSecret {
     pub destinations: Destinations,
     /// Whether a run cannot start without it.
     pub required: bool,
+    /// When the host attaches it.
+    pub attach: Attach,
     /// The value, re-read from the source after its TTL.
     pub value: CachedSecret,
 }
@@ -29,6 +32,7 @@ impl HeldSecret {
             placement: resolved.placement,
             destinations: resolved.destinations,
             required: resolved.required,
+            attach: resolved.attach,
             value: CachedSecret::new(name, resolved.grant.source, resolved.grant.ttl, clock),
         }
     }

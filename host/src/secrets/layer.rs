@@ -10,6 +10,7 @@ use tower::ServiceExt;
 use url::Url;
 
 use super::{HeldSecret, Placement, SecretAttachment, SecretError, decode_body};
+use crate::manifest::Attach;
 use crate::http::{EgressContext, EgressError, EgressFuture, EgressLayer, EgressRequest, EgressService, destination};
 
 /// Attaches the secrets a request asks for, after checking each is granted, asked for at its
@@ -23,7 +24,8 @@ impl EgressLayer for SecretLayer {
     fn call(self, mut request: EgressRequest, next: EgressService) -> EgressFuture {
         Box::pin(async move {
             let ctx = EgressContext::of(&request)?.clone();
-            if ctx.secrets.is_empty() && ctx.redactor.is_empty() {
+            let auto = ctx.policy.secrets.iter().filter(|(_, held)| held.attach == Attach::Auto);
+            if ctx.secrets.is_empty() && ctx.redactor.is_empty() && auto.clone().next().is_none() {
                 return next.oneshot(request).await;
             }
             let url = ctx
@@ -35,6 +37,23 @@ impl EgressLayer for SecretLayer {
                 let outcome = attach_one(&mut request, attachment, held.map(Arc::as_ref), url, &ctx).await;
                 audit(&ctx, attachment, held.map(|h| &h.placement), url, &outcome);
                 outcome?;
+            }
+            for (name, held) in auto {
+                if ctx.secrets.iter().any(|a| &a.name == name) || !held.destinations.allows(url) {
+                    continue;
+                }
+                let attachment = SecretAttachment {
+                    name: name.clone(),
+                    placement: held.placement.clone(),
+                };
+                let outcome = attach_one(&mut request, &attachment, Some(held), url, &ctx).await;
+                audit(&ctx, &attachment, Some(&held.placement), url, &outcome);
+                // A stock guest cannot handle a secret error: an automatic secret whose source
+                // failed is left off (and audited), as if the run did not hold it.
+                match outcome {
+                    Err(SecretError::Unavailable { .. }) | Ok(()) => {}
+                    Err(error) => return Err(error.into()),
+                }
             }
             // Ask for an identity body: the host must see the bytes it scans. A server that
             // compresses anyway is decoded below.
