@@ -60,6 +60,74 @@ pub enum Command {
     Inspect(InspectCommand),
     /// Start the bundled example API on 127.0.0.1 and run the github plugin against it.
     Demo(DemoCommand),
+    /// Write a new plugin skeleton (manifest, code) in Rust, Python or JavaScript.
+    New(NewCommand),
+    /// Build a plugin directory (Rust, Python or JavaScript) into the component its manifest names.
+    Build(BuildCommand),
+}
+
+/// `apiary new`.
+#[derive(Debug, clap::Args)]
+pub struct NewCommand {
+    /// The plugin's name (lower case, digits and `-`); also its directory unless --dir is given.
+    pub name: String,
+    /// The language to write it in: rust, python or js.
+    #[arg(long, default_value = "rust")]
+    pub lang: crate::authoring::Language,
+    /// The directory to create (default: ./NAME).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+/// `apiary build`.
+#[derive(Debug, clap::Args)]
+pub struct BuildCommand {
+    /// The plugin directory (holding plugin.toml).
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// Where the pinned componentize tools are cached (default: $APIARY_TOOLS_DIR, else the
+    /// user cache directory).
+    #[arg(long, value_name = "DIR")]
+    pub tools_dir: Option<PathBuf>,
+}
+
+impl NewCommand {
+    /// Writes the skeleton and says how to build and run it.
+    ///
+    /// # Errors
+    /// The directory exists, the name is not usable, or a file cannot be written.
+    pub fn execute(self) -> anyhow::Result<()> {
+        let dir = self.dir.unwrap_or_else(|| PathBuf::from(&self.name));
+        crate::authoring::new_plugin(&dir, &self.name, self.lang)?;
+        eprintln!(
+            "apiary new: wrote a {} plugin in {d}\n  build it: apiary build {d}\n  run it:   apiary run {d} list --config base_url=http://127.0.0.1:8080",
+            self.lang,
+            d = dir.display()
+        );
+        Ok(())
+    }
+}
+
+impl BuildCommand {
+    /// Builds the plugin and prints the component's path.
+    ///
+    /// # Errors
+    /// See [`crate::authoring::BuildError`].
+    pub fn execute(self) -> anyhow::Result<()> {
+        let mut options = crate::authoring::BuildOptions::default();
+        if let Some(tools_dir) = self.tools_dir {
+            options.tools_dir = tools_dir;
+        }
+        let started = std::time::Instant::now();
+        let built = crate::authoring::build(&self.dir, &options)?;
+        eprintln!(
+            "apiary build: built the {} plugin into {} in {:.1?}",
+            built.language,
+            built.component.display(),
+            started.elapsed()
+        );
+        Ok(())
+    }
 }
 
 /// Secrets granted on the command line (for local use; an operator file grants them too).
@@ -218,12 +286,19 @@ impl Cli {
             },
             ..RuntimeConfig::default()
         };
+        // Authoring needs no operator file.
+        let command = match self.command {
+            Command::New(command) => return command.execute(),
+            Command::Build(command) => return command.execute(),
+            command => command,
+        };
         let operator =
             OperatorConfig::discover(self.operator.as_deref()).context("failed to load the operator file")?;
-        match self.command {
+        match command {
             Command::Run(command) => command.execute(config, operator.as_ref()).await,
             Command::Inspect(command) => command.execute(config, operator.as_ref()).await,
             Command::Demo(command) => command.execute(config).await,
+            Command::New(_) | Command::Build(_) => unreachable!("handled above"),
         }
     }
 }

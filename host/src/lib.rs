@@ -41,6 +41,7 @@
 
 #![deny(missing_docs)]
 
+pub mod authoring;
 mod bindings;
 pub mod cli;
 mod clock;

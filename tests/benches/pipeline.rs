@@ -173,5 +173,79 @@ fn each_layer(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, load_plugin, instantiate_and_call, each_layer, one_request);
+/// Python and JavaScript plugins: loading one from the compile cache, and instantiating it and
+/// calling `describe` (the pooling allocator and copy-on-write memory images make this cheap
+/// even for a 15 MB interpreter), beside the Rust GitHub plugin.
+fn polyglot(c: &mut Criterion) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let runtime = Runtime::new(RuntimeConfig {
+        cache_dir: Some(cache.path().to_path_buf()),
+        ..test_runtime_config()
+    })
+    .unwrap();
+    let rust_dir = tempfile::tempdir().unwrap();
+    let mut plugins = vec![(
+        "rust",
+        apiary_tests::manifest(rust_dir.path(), components::GITHUB_PLUGIN, ""),
+    )];
+    plugins.push(("python", apiary_tests::build_example_plugin("github-py", work.path())));
+    plugins.push(("js", apiary_tests::build_example_plugin("github-js", work.path())));
+    let mut load = c.benchmark_group("load from the compile cache");
+    load.sample_size(10);
+    for (lang, manifest) in &plugins {
+        runtime.load(manifest.clone(), Grant::new("bench")).unwrap();
+        load.bench_function(*lang, |b| {
+            b.iter(|| runtime.load(manifest.clone(), Grant::new("bench")).unwrap())
+        });
+    }
+    load.finish();
+    let mut group = c.benchmark_group("instantiate + describe");
+    for (lang, manifest) in &plugins {
+        let plugin = runtime.load(manifest.clone(), Grant::new("bench")).unwrap();
+        group.bench_function(*lang, |b| {
+            b.to_async(&rt).iter(|| async { runtime.describe(&plugin).await.unwrap() })
+        });
+    }
+    group.finish();
+}
+
+/// One GET in a whole run: sent by a stock guest through `wasi:http`, and by the test guest
+/// through `apiary:plugin/http`; the same pipeline behind both.
+fn wasi_http_vs_apiary_http(c: &mut Criterion) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = rt.block_on(TestServer::start(|_, _| {
+        respond(200, &[("content-type", "application/json")], r#"{"ok":true}"#)
+    }));
+    let runtime = Runtime::new(test_runtime_config()).unwrap();
+    let body = format!("[permissions]\nhosts = [\"{}\"]\n", server.url());
+    let apiary = test_guest(&runtime, &body);
+    let stock = apiary_tests::load_exactly(&runtime, components::STOCK_GUEST, &body, |m| {
+        let mut grant = Grant::local(m);
+        grant.networks.extend(apiary_tests::loopback());
+        grant
+    });
+    let input = serde_json::json!({ "url": server.url() }).to_string();
+    let mut group = c.benchmark_group("one GET in a run");
+    for (name, plugin, operation) in [("wasi:http (wstd)", &stock, "get"), ("apiary:plugin/http", &apiary, "fetch")] {
+        group.bench_function(name, |b| {
+            b.to_async(&rt).iter(|| async {
+                let request = RunRequest::new(operation, Arc::new(MemorySink::default())).input(input.clone());
+                runtime.run(plugin, request).await.unwrap()
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    load_plugin,
+    instantiate_and_call,
+    each_layer,
+    one_request,
+    wasi_http_vs_apiary_http,
+    polyglot
+);
 criterion_main!(benches);

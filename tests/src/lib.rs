@@ -221,3 +221,21 @@ pub fn load_exactly(
 pub fn static_secret(value: &str) -> SecretGrant {
     SecretGrant::new(StaticSource::new(value.into()))
 }
+
+/// The example plugin `plugins/<name>` (a Python or JavaScript one), copied under `work` and
+/// built there with `apiary build`'s library, installing the pinned tools into the user's
+/// tools cache on first use. Returns its loaded manifest.
+pub fn build_example_plugin(name: &str, work: &Path) -> LoadedManifest {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins").join(name);
+    let plugin = work.join(name);
+    std::fs::create_dir_all(&plugin).unwrap();
+    for entry in std::fs::read_dir(&source).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() && path.extension().is_none_or(|e| e != "wasm") {
+            std::fs::copy(&path, plugin.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    apiary_host::authoring::build(&plugin, &apiary_host::authoring::BuildOptions::default())
+        .unwrap_or_else(|e| panic!("building {name}: {e}"));
+    Manifest::load(&plugin.join("plugin.toml")).unwrap()
+}
