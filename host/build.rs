@@ -45,7 +45,7 @@ fn collect(base: &Path, dir: &Path, extensions: &[&str], files: &mut Vec<(String
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
         if path.is_dir() {
-            if !["node_modules", "__pycache__", "template", "tests", "target"].contains(&name.as_str()) {
+            if !["node_modules", "__pycache__", "template", "test", "tests", "target"].contains(&name.as_str()) {
                 collect(base, &path, extensions, files);
             }
         } else if path.extension().is_some_and(|e| extensions.iter().any(|x| e == *x))

@@ -248,6 +248,9 @@ pub fn build(dir: &Path, options: &BuildOptions) -> Result<Built, BuildError> {
                 .arg(&wit)
                 .args(["--world", WORLD, "--out"])
                 .arg(&component)
+                // `fetch()` works in every JavaScript plugin: its requests take the same
+                // pipeline as the SDK's (see `http::wasi`).
+                .arg("--stock-http")
                 .arg(dir.join(JS_ENTRY))
                 .env("APIARY_COMPONENTIZE_JS", tool.join("node_modules"));
             command
