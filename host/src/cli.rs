@@ -278,27 +278,34 @@ impl Cli {
     /// # Errors
     /// Any failure, with context saying what was being done.
     pub async fn execute(self) -> anyhow::Result<()> {
-        let config = RuntimeConfig {
-            cache_dir: if self.no_cache {
-                None
-            } else {
-                crate::default_cache_dir()
-            },
-            ..RuntimeConfig::default()
+        let Cli {
+            command,
+            no_cache,
+            operator,
+            ..
+        } = self;
+        // Authoring needs neither a runtime nor an operator file.
+        let run_setup = || -> anyhow::Result<(RuntimeConfig, Option<OperatorConfig>)> {
+            let config = RuntimeConfig {
+                cache_dir: if no_cache { None } else { crate::default_cache_dir() },
+                ..RuntimeConfig::default()
+            };
+            let operator =
+                OperatorConfig::discover(operator.as_deref()).context("failed to load the operator file")?;
+            Ok((config, operator))
         };
-        // Authoring needs no operator file.
-        let command = match self.command {
-            Command::New(command) => return command.execute(),
-            Command::Build(command) => return command.execute(),
-            command => command,
-        };
-        let operator =
-            OperatorConfig::discover(self.operator.as_deref()).context("failed to load the operator file")?;
         match command {
-            Command::Run(command) => command.execute(config, operator.as_ref()).await,
-            Command::Inspect(command) => command.execute(config, operator.as_ref()).await,
-            Command::Demo(command) => command.execute(config).await,
-            Command::New(_) | Command::Build(_) => unreachable!("handled above"),
+            Command::New(command) => command.execute(),
+            Command::Build(command) => command.execute(),
+            Command::Run(command) => {
+                let (config, operator) = run_setup()?;
+                command.execute(config, operator.as_ref()).await
+            }
+            Command::Inspect(command) => {
+                let (config, operator) = run_setup()?;
+                command.execute(config, operator.as_ref()).await
+            }
+            Command::Demo(command) => command.execute(run_setup()?.0).await,
         }
     }
 }

@@ -179,7 +179,12 @@ def _run_error(error: Exception):
     if isinstance(error, RunError):
         return error.to_wire()
     if isinstance(error, http.Error):
-        return _bindings.types.RunError_Http(error.to_wire())
+        try:
+            return _bindings.types.RunError_Http(error.to_wire())
+        except NotImplementedError:
+            # `http.Error` itself or a plugin's own subclass: no WIT case to send, so a failure
+            # (raising here would escape `run` and crash the component).
+            return _bindings.types.RunError_Failed(str(error) or type(error).__name__)
     if isinstance(error, (paginate.PageError, output.Error, state.Error, secrets.Error)):
         return _bindings.types.RunError_Failed(str(error))
     # A bug in the plugin: say what it was, and log where.
