@@ -346,12 +346,13 @@ impl LoadedManifest {
     /// # Errors
     /// [`ConfigError::Read`] when the file is missing, [`ConfigError::Invalid`] on a checksum
     /// mismatch, naming the pin that failed.
-    pub fn read_component(&self, path: &Path, operator_pin: Option<&Pin>) -> Result<Vec<u8>, ConfigError> {
+    pub fn read_component(&self, path: &Path, operator_pin: Option<&Pin>) -> Result<ComponentBytes, ConfigError> {
         let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
         })?;
-        let actual = hex::encode(Sha256::digest(&bytes));
+        let sha256: [u8; 32] = Sha256::digest(&bytes).into();
+        let actual = hex::encode(sha256);
         let own = self.manifest.sha256.as_ref().map(|expected| Pin {
             file: self.path.clone(),
             field: "sha256".into(),
@@ -366,8 +367,18 @@ impl LoadedManifest {
                 });
             }
         }
-        Ok(bytes)
+        Ok(ComponentBytes { bytes, sha256 })
     }
+}
+
+/// A component's bytes and their SHA-256, computed once for the pins and the compile cache's key
+/// (hashing a 19 MB interpreter component takes milliseconds).
+#[derive(Debug, Clone)]
+pub struct ComponentBytes {
+    /// The component.
+    pub bytes: Vec<u8>,
+    /// Its SHA-256.
+    pub sha256: [u8; 32],
 }
 
 /// An expected SHA-256 of a component, and where it was written (for the error message).
