@@ -28,7 +28,12 @@ fn main() {
         files.sort();
         writeln!(out, "pub(crate) const {constant}: &[(&str, &str)] = &[").unwrap();
         for (relative, path) in files {
-            writeln!(out, "    ({relative:?}, include_str!({:?})),", path.display().to_string()).unwrap();
+            writeln!(
+                out,
+                "    ({relative:?}, include_str!({:?})),",
+                path.display().to_string()
+            )
+            .unwrap();
         }
         writeln!(out, "];").unwrap();
     }
@@ -48,9 +53,7 @@ fn collect(base: &Path, dir: &Path, extensions: &[&str], files: &mut Vec<(String
             if !["node_modules", "__pycache__", "template", "test", "tests", "target"].contains(&name.as_str()) {
                 collect(base, &path, extensions, files);
             }
-        } else if path.extension().is_some_and(|e| extensions.iter().any(|x| e == *x))
-            && name != "package-lock.json"
-        {
+        } else if path.extension().is_some_and(|e| extensions.iter().any(|x| e == *x)) && name != "package-lock.json" {
             let relative = path.strip_prefix(base).unwrap().to_string_lossy().replace('\\', "/");
             files.push((relative, path));
         }

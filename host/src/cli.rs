@@ -290,8 +290,7 @@ impl Cli {
                 cache_dir: if no_cache { None } else { crate::default_cache_dir() },
                 ..RuntimeConfig::default()
             };
-            let operator =
-                OperatorConfig::discover(operator.as_deref()).context("failed to load the operator file")?;
+            let operator = OperatorConfig::discover(operator.as_deref()).context("failed to load the operator file")?;
             Ok((config, operator))
         };
         match command {

@@ -84,9 +84,9 @@ pub use http::{
 };
 pub use log::{LOG_EVENTS_BURST, LOG_EVENTS_PER_SECOND, MAX_LOG_FIELD_BYTES, MAX_LOG_FIELDS, MAX_LOG_MESSAGE_BYTES};
 pub use manifest::{
-    Attach, DEFAULT_DEADLINE, DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MEMORY_MIB, DEFAULT_REQUEST_TIMEOUT,
-    Limits, LoadedManifest, MANIFEST_FILE, MAX_DEADLINE, MAX_MEMORY_MIB, MAX_REQUEST_TIMEOUT, Manifest, Permissions,
-    ComponentBytes, Pin, SecretRequest,
+    Attach, ComponentBytes, DEFAULT_DEADLINE, DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MEMORY_MIB,
+    DEFAULT_REQUEST_TIMEOUT, Limits, LoadedManifest, MANIFEST_FILE, MAX_DEADLINE, MAX_MEMORY_MIB, MAX_REQUEST_TIMEOUT,
+    Manifest, Permissions, Pin, SecretRequest,
 };
 pub use operator::{OPERATOR_FILE_VAR, OperatorConfig, PluginInstall, SecretSourceConfig};
 pub use output::{MAX_RECORD_BYTES, MAX_RECORDS_PER_CALL, MemorySink, NdjsonSink, RecordSink};

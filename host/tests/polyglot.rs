@@ -57,15 +57,22 @@ fn tools_installed() {
 fn build(dir: &Path) {
     tools_installed();
     let output = apiary(&["build", &dir.display().to_string()], &[]);
-    assert!(output.status.success(), "apiary build {}: {}", dir.display(), text(&output.stderr));
+    assert!(
+        output.status.success(),
+        "apiary build {}: {}",
+        dir.display(),
+        text(&output.stderr)
+    );
 }
 
-/// A copy of `plugins/<name>` (sources only) in a fresh directory, built there: tests never
-/// write into the source tree.
-fn built_copy(name: &str) -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let plugin = dir.path().join(name);
-    std::fs::create_dir(&plugin).unwrap();
+/// A copy of `plugins/<name>` (sources only) under the test's target directory, built there:
+/// tests never write into the source tree.
+fn built_copy(name: &str) -> PathBuf {
+    let plugin = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("polyglot-plugins")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&plugin);
+    std::fs::create_dir_all(&plugin).unwrap();
     for entry in std::fs::read_dir(Path::new(PLUGINS).join(name)).unwrap() {
         let path = entry.unwrap().path();
         if path.is_file() && path.extension().is_none_or(|e| e != "wasm") {
@@ -73,25 +80,19 @@ fn built_copy(name: &str) -> (tempfile::TempDir, PathBuf) {
         }
     }
     build(&plugin);
-    (dir, plugin)
+    plugin
 }
 
 /// The Python and JavaScript GitHub plugins, and the JavaScript one that uses plain `fetch()`
 /// (through `wasi:http`, its token attached automatically), built once for every test here.
 fn github_plugins() -> &'static [(String, PathBuf)] {
-    static BUILT: OnceLock<(Vec<(String, PathBuf)>, Vec<tempfile::TempDir>)> = OnceLock::new();
-    &BUILT
-        .get_or_init(|| {
-            let mut plugins = Vec::new();
-            let mut dirs = Vec::new();
-            for name in ["github-py", "github-js", "fetch-js"] {
-                let (dir, plugin) = built_copy(name);
-                plugins.push((name.to_string(), plugin));
-                dirs.push(dir);
-            }
-            (plugins, dirs)
-        })
-        .0
+    static BUILT: OnceLock<Vec<(String, PathBuf)>> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        ["github-py", "github-js", "fetch-js"]
+            .into_iter()
+            .map(|name| (name.to_string(), built_copy(name)))
+            .collect()
+    })
 }
 
 /// What one plugin did against a fresh demo API: its stdout, its stderr, and the requests the
@@ -153,10 +154,18 @@ async fn the_rust_python_js_and_fetch_github_plugins_send_the_same_requests_and_
     assert_eq!(rust.stdout.lines().count(), 23, "{}", rust.stderr);
     let statuses: Vec<u16> = rust.requests.iter().map(|r| r.status).collect();
     assert!(statuses.contains(&429) && statuses.contains(&503), "{statuses:?}");
-    assert!(rust.requests.iter().all(|r| r.authorized), "the host attached the token to every request");
+    assert!(
+        rust.requests.iter().all(|r| r.authorized),
+        "the host attached the token to every request"
+    );
     for (name, dir) in github_plugins() {
         let other = run_issues(dir, None, None).await;
-        assert!(other.stdout == rust.stdout, "{name} emitted other bytes:\n{}\n{}", other.stdout, other.stderr);
+        assert!(
+            other.stdout == rust.stdout,
+            "{name} emitted other bytes:\n{}\n{}",
+            other.stdout,
+            other.stderr
+        );
         assert_eq!(other.requests, rust.requests, "{name} sent other requests");
         assert!(!other.stdout.contains(TOKEN) && !other.stderr.contains(TOKEN), "{name}");
     }
@@ -173,7 +182,9 @@ async fn a_host_that_is_not_granted_is_denied_to_every_language() {
         assert!(other.stdout.is_empty(), "{name}: {}", other.stdout);
         assert!(other.requests.is_empty(), "{name}");
         assert!(
-            other.stderr.contains("is not an allowed destination for plugin `github")
+            other
+                .stderr
+                .contains("is not an allowed destination for plugin `github")
                 || other.stderr.contains("HttpRequestDenied"),
             "{name}: {}",
             other.stderr
@@ -191,7 +202,10 @@ async fn items_api() -> TestServer {
         if request.path.contains("page=2") {
             respond(200, &[("content-type", "application/json")], r#"[{"id":3}]"#)
         } else {
-            let link = format!("<http://{}/items?page=2>; rel=\"next\"", request.headers["host"].to_str().unwrap());
+            let link = format!(
+                "<http://{}/items?page=2>; rel=\"next\"",
+                request.headers["host"].to_str().unwrap()
+            );
             respond(
                 200,
                 &[("content-type", "application/json"), ("link", &link)],
@@ -215,7 +229,10 @@ async fn apiary_new_writes_a_plugin_that_builds_and_runs_as_written_in_each_lang
         assert!(text(&output.stderr).contains(&format!("apiary build {plugin_arg}")));
         let guests = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("new-rust-plugins");
         tools_installed();
-        let output = apiary(&["build", &plugin_arg], &[("CARGO_TARGET_DIR", guests.to_str().unwrap())]);
+        let output = apiary(
+            &["build", &plugin_arg],
+            &[("CARGO_TARGET_DIR", guests.to_str().unwrap())],
+        );
         assert!(output.status.success(), "{lang}: {}", text(&output.stderr));
         let base_url = format!("base_url={}", server.url());
         // Off the test's runtime thread, which serves the API.

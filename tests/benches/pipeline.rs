@@ -205,7 +205,8 @@ fn polyglot(c: &mut Criterion) {
     for (lang, manifest) in &plugins {
         let plugin = runtime.load(manifest.clone(), Grant::new("bench")).unwrap();
         group.bench_function(*lang, |b| {
-            b.to_async(&rt).iter(|| async { runtime.describe(&plugin).await.unwrap() })
+            b.to_async(&rt)
+                .iter(|| async { runtime.describe(&plugin).await.unwrap() })
         });
     }
     group.finish();
@@ -228,7 +229,10 @@ fn wasi_http_vs_apiary_http(c: &mut Criterion) {
     });
     let input = serde_json::json!({ "url": server.url() }).to_string();
     let mut group = c.benchmark_group("one GET in a run");
-    for (name, plugin, operation) in [("wasi:http (wstd)", &stock, "get"), ("apiary:plugin/http", &apiary, "fetch")] {
+    for (name, plugin, operation) in [
+        ("wasi:http (wstd)", &stock, "get"),
+        ("apiary:plugin/http", &apiary, "fetch"),
+    ] {
         group.bench_function(name, |b| {
             b.to_async(&rt).iter(|| async {
                 let request = RunRequest::new(operation, Arc::new(MemorySink::default())).input(input.clone());

@@ -26,10 +26,9 @@ fn stock_guest(runtime: &Runtime, body: &str) -> Plugin {
 /// Answers with the `authorization` header it received (or `none`).
 async fn echo_authorization() -> TestServer {
     TestServer::start(|request, _| {
-        let seen = request
-            .headers
-            .get("authorization")
-            .map_or("none".to_string(), |v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        let seen = request.headers.get("authorization").map_or("none".to_string(), |v| {
+            String::from_utf8_lossy(v.as_bytes()).into_owned()
+        });
         json_response(&json!({ "authorization": seen }))
     })
     .await
@@ -91,7 +90,8 @@ async fn a_stock_guest_cannot_set_a_header_the_host_owns() {
 async fn an_automatic_secret_is_attached_where_bound_and_never_reaches_the_guest() {
     let server = echo_authorization().await;
     let (runtime, _) = runtime_with_clock();
-    let secret = "[permissions.secrets.tok]\nplacement = \"bearer\"\nattach = \"auto\"\nhosts = [\"http://127.0.0.1:*\"]\n";
+    let secret =
+        "[permissions.secrets.tok]\nplacement = \"bearer\"\nattach = \"auto\"\nhosts = [\"http://127.0.0.1:*\"]\n";
     let plugin = stock_guest(&runtime, &grant(&server.url(), secret));
     let (result, records) = run(&runtime, &plugin, "get", json!({"url": server.url()})).await;
     result.unwrap();

@@ -203,12 +203,7 @@ pub fn test_guest_exactly(runtime: &Runtime, body: &str, grant: impl FnOnce(&Man
 
 /// The component at `component` loaded with a manifest of `body` and exactly the grant `grant`
 /// makes of it.
-pub fn load_exactly(
-    runtime: &Runtime,
-    component: &str,
-    body: &str,
-    grant: impl FnOnce(&Manifest) -> Grant,
-) -> Plugin {
+pub fn load_exactly(runtime: &Runtime, component: &str, body: &str, grant: impl FnOnce(&Manifest) -> Grant) -> Plugin {
     let dir = tempfile::tempdir().unwrap();
     let loaded = manifest(dir.path(), component, body);
     let grant = grant(&loaded.manifest);

@@ -114,7 +114,9 @@ pub enum BuildError {
         hint: &'static str,
     },
     /// Installing a pinned tool failed.
-    #[error("installing the build tool failed at `{step}` (the first build needs PyPI or npm; later ones reuse the cache):\n{output}")]
+    #[error(
+        "installing the build tool failed at `{step}` (the first build needs PyPI or npm; later ones reuse the cache):\n{output}"
+    )]
     Install {
         /// The step that failed.
         step: &'static str,
@@ -201,11 +203,23 @@ pub fn build(dir: &Path, options: &BuildOptions) -> Result<Built, BuildError> {
         Language::Rust => {
             let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
             command
-                .args(["build", "--release", "--target", "wasm32-wasip2", "--message-format=json-render-diagnostics"])
+                .args([
+                    "build",
+                    "--release",
+                    "--target",
+                    "wasm32-wasip2",
+                    "--message-format=json-render-diagnostics",
+                ])
                 .arg("--manifest-path")
                 .arg(dir.join("Cargo.toml"));
             // Host-only flags (coverage, clippy wrappers) must not reach the guest build.
-            for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "RUSTC_WORKSPACE_WRAPPER", "RUSTC_WRAPPER", "CARGO_BUILD_TARGET"] {
+            for var in [
+                "RUSTFLAGS",
+                "CARGO_ENCODED_RUSTFLAGS",
+                "RUSTC_WORKSPACE_WRAPPER",
+                "RUSTC_WRAPPER",
+                "CARGO_BUILD_TARGET",
+            ] {
                 command.env_remove(var);
             }
             if let Some(target) = &options.cargo_target_dir {
@@ -293,8 +307,7 @@ fn rust_artifact(messages: &[u8]) -> Option<PathBuf> {
                 .into_iter()
                 .filter_map(|f| f.as_str().map(PathBuf::from))
         })
-        .filter(|path| path.extension().is_some_and(|e| e == "wasm"))
-        .last()
+        .rfind(|path| path.extension().is_some_and(|e| e == "wasm"))
 }
 
 /// Writes a skeleton plugin named `name` in `language` into the new directory `dir`.
@@ -304,7 +317,9 @@ fn rust_artifact(messages: &[u8]) -> Option<PathBuf> {
 pub fn new_plugin(dir: &Path, name: &str, language: Language) -> Result<Vec<PathBuf>, BuildError> {
     let valid = name.len() <= 64
         && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
     if !valid {
         return Err(BuildError::InvalidName(name.to_string()));
     }
@@ -360,7 +375,11 @@ mod tests {
         assert!(names(embedded::WIT).contains(&"world.wit".to_string()));
         assert!(names(embedded::PYTHON_SDK).contains(&"__init__.py".to_string()));
         assert!(names(embedded::RUST_TEMPLATE).contains(&"src/lib.rs".to_string()));
-        for tree in [embedded::RUST_TEMPLATE, embedded::PYTHON_TEMPLATE, embedded::JS_TEMPLATE] {
+        for tree in [
+            embedded::RUST_TEMPLATE,
+            embedded::PYTHON_TEMPLATE,
+            embedded::JS_TEMPLATE,
+        ] {
             assert!(names(tree).contains(&"plugin.toml".to_string()), "{:?}", names(tree));
         }
     }
@@ -371,7 +390,10 @@ mod tests {
         assert_eq!("JavaScript".parse::<Language>(), Ok(Language::JavaScript));
         assert!("go".parse::<Language>().unwrap_err().contains("rust, python or js"));
         let dir = tempfile::tempdir().unwrap();
-        assert!(matches!(Language::detect(dir.path()), Err(BuildError::UnknownLanguage { .. })));
+        assert!(matches!(
+            Language::detect(dir.path()),
+            Err(BuildError::UnknownLanguage { .. })
+        ));
         std::fs::write(dir.path().join("app.py"), "").unwrap();
         assert_eq!(Language::detect(dir.path()).unwrap(), Language::Python);
     }

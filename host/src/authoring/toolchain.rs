@@ -69,7 +69,10 @@ impl Tool {
                     hint: "Python plugins are built with componentize-py, which needs Python 3.10 or later \
                            (Debian: apt install python3 python3-venv)",
                 })?;
-                run(Command::new(python).args(["-m", "venv"]).arg(staging.path()), "python3 -m venv")?;
+                run(
+                    Command::new(python).args(["-m", "venv"]).arg(staging.path()),
+                    "python3 -m venv",
+                )?;
                 let pip = staging.path().join("bin").join("pip");
                 run(
                     Command::new(pip)
@@ -117,9 +120,10 @@ pub(crate) fn find_program(names: &[&'static str]) -> Option<&'static str> {
 
 /// Runs `command`, turning a failure into [`BuildError::Install`] with its output.
 fn run(command: &mut Command, what: &'static str) -> Result<(), BuildError> {
-    let output = command
-        .output()
-        .map_err(|e| BuildError::Install { step: what, output: e.to_string() })?;
+    let output = command.output().map_err(|e| BuildError::Install {
+        step: what,
+        output: e.to_string(),
+    })?;
     if output.status.success() {
         Ok(())
     } else {

@@ -28,8 +28,15 @@ type WasiHttpError = wasmtime_wasi_http::Error;
 /// What [`WasiHttpHooks::send_request`] returns: the response, and a future for errors found
 /// after it (none here: the body is already whole).
 type SendRequestFuture = Box<
-    dyn Future<Output = Result<(http::Response<WasiBody>, Box<dyn Future<Output = Result<(), WasiHttpError>> + Send>), WasiHttpError>>
-        + Send,
+    dyn Future<
+            Output = Result<
+                (
+                    http::Response<WasiBody>,
+                    Box<dyn Future<Output = Result<(), WasiHttpError>> + Send>,
+                ),
+                WasiHttpError,
+            >,
+        > + Send,
 >;
 
 impl WasiHttpHooks for HttpCtx {
@@ -93,7 +100,13 @@ async fn buffer(request: http::Request<WasiBody>) -> Result<http::Request<Bytes>
 async fn send(
     egress: Egress,
     request: http::Request<Bytes>,
-) -> Result<(http::Response<WasiBody>, Box<dyn Future<Output = Result<(), WasiHttpError>> + Send>), WasiHttpError> {
+) -> Result<
+    (
+        http::Response<WasiBody>,
+        Box<dyn Future<Output = Result<(), WasiHttpError>> + Send>,
+    ),
+    WasiHttpError,
+> {
     let response = egress.send(request).await.map_err(to_error_code)?;
     let response = response.map(|body| Full::new(body).map_err(|never| match never {}).boxed_unsync());
     Ok((response, Box::new(async { Ok(()) })))

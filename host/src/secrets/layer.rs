@@ -10,8 +10,8 @@ use tower::ServiceExt;
 use url::Url;
 
 use super::{HeldSecret, Placement, SecretAttachment, SecretError, decode_body};
-use crate::manifest::Attach;
 use crate::http::{EgressContext, EgressError, EgressFuture, EgressLayer, EgressRequest, EgressService, destination};
+use crate::manifest::Attach;
 
 /// Attaches the secrets a request asks for, after checking each is granted, asked for at its
 /// declared placement and bound to the request's destination. In a run that holds secrets,
@@ -24,7 +24,11 @@ impl EgressLayer for SecretLayer {
     fn call(self, mut request: EgressRequest, next: EgressService) -> EgressFuture {
         Box::pin(async move {
             let ctx = EgressContext::of(&request)?.clone();
-            let auto = ctx.policy.secrets.iter().filter(|(_, held)| held.attach == Attach::Auto);
+            let auto = ctx
+                .policy
+                .secrets
+                .iter()
+                .filter(|(_, held)| held.attach == Attach::Auto);
             if ctx.secrets.is_empty() && ctx.redactor.is_empty() && auto.clone().next().is_none() {
                 return next.oneshot(request).await;
             }
