@@ -91,13 +91,14 @@ pub use manifest::{
 pub use operator::{OPERATOR_FILE_VAR, OperatorConfig, PluginInstall, SecretSourceConfig};
 pub use output::{MAX_RECORD_BYTES, MAX_RECORDS_PER_CALL, MemorySink, NdjsonSink, RecordSink};
 pub use ratelimit::{
-    BucketKey, DEFAULT_MAX_WAIT, Gcra, MAX_RATE_PERIOD, MAX_RATE_WAIT, Quota, RateDecision, RateLimitConfig,
-    RateLimitLayer, RateLimiter,
+    BucketKey, CredentialId, DEFAULT_MAX_WAIT, Gcra, LearnedFrom, LearnedPause, MAX_LEARNED_PAUSE, MAX_RATE_PERIOD,
+    MAX_RATE_WAIT, PauseKey, PauseScope, Quota, RateDecision, RateLimitConfig, RateLimitLayer, RateLimiter,
+    is_rate_limited_403, learned_pause,
 };
 pub use retry::{
     AttemptOutcome, DEFAULT_BASE_DELAY, DEFAULT_MAX_DELAY, DEFAULT_MAX_RETRIES, DEFAULT_MAX_RETRY_AFTER,
-    DEFAULT_RETRY_STATUSES, MAX_RETRY_DELAY, RETRY_AFTER_STATUSES, RetryConfig, RetryDecision, RetryLayer, RetryPolicy,
-    parse_retry_after, retry_after,
+    DEFAULT_RETRY_STATUSES, MAX_RETRY_DELAY, MIN_SERVER_WAIT, RETRY_AFTER_STATUSES, RetryConfig, RetryDecision,
+    RetryLayer, RetryPolicy, parse_retry_after, retry_after,
 };
 pub use secrets::{
     CachedSecret, CommandSource, DEFAULT_COMMAND_TIMEOUT, DEFAULT_SECRET_TTL, DotenvSource, EnvSource, HeldSecret,

@@ -15,6 +15,7 @@ use crate::clock::Clock;
 use crate::http::{
     EgressContext, EgressError, EgressFuture, EgressLayer, EgressRequest, EgressResponse, EgressService, RunStats,
 };
+use crate::ratelimit::{is_rate_limited_403, learned_pause};
 
 /// Default number of retries after the first attempt.
 ///
@@ -36,6 +37,9 @@ pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(24 * 60 * 60);
 pub const DEFAULT_RETRY_STATUSES: [u16; 5] = [429, 500, 502, 503, 504];
 /// Statuses whose `Retry-After` header is honoured (RFC 9110 §10.2.3 and common practice).
 pub const RETRY_AFTER_STATUSES: [u16; 3] = [413, 429, 503];
+/// The shortest wait a server's `Retry-After` (or spent quota) gets: `Retry-After: 0`, or a
+/// reset already past, would otherwise retry at once, into the same limit.
+pub const MIN_SERVER_WAIT: Duration = Duration::from_secs(1);
 
 /// The manifest's `[retry]` table.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -177,14 +181,18 @@ impl RetryPolicy {
     ) -> RetryDecision {
         let retry_after = match *outcome {
             AttemptOutcome::Response { status, headers } => {
-                if !self.config.statuses.contains(&status.as_u16()) {
+                // A 403 that says a quota is spent (GitHub's limits) is a rate limit, not a refusal.
+                let rate_limited = status == StatusCode::TOO_MANY_REQUESTS
+                    || status == StatusCode::FORBIDDEN && is_rate_limited_403(headers, now);
+                if !self.config.statuses.contains(&status.as_u16()) && !(rate_limited && self.retries_rate_limits()) {
                     return RetryDecision::Accept;
                 }
-                if !idempotent && status != StatusCode::TOO_MANY_REQUESTS {
+                // The server acted on neither: it refused the request before doing anything.
+                if !idempotent && !rate_limited {
                     return RetryDecision::Accept;
                 }
-                if RETRY_AFTER_STATUSES.contains(&status.as_u16()) {
-                    retry_after(headers, now)
+                if RETRY_AFTER_STATUSES.contains(&status.as_u16()) || rate_limited {
+                    learned_pause(status, headers, now).map(|pause| pause.wait.max(MIN_SERVER_WAIT))
                 } else {
                     None
                 }
@@ -222,12 +230,22 @@ impl RetryPolicy {
         delay
     }
 
+    /// `delay` times a factor in [0.5, 1.5], drawn so that the cap never bunches waits: the
+    /// range is cut at `max_delay` before drawing, not clamped after (clamping would put every
+    /// draw above the cap on the cap itself, half of them once the backoff reaches it).
     fn jittered(&self, delay: Duration, rng: &mut fastrand::Rng) -> Duration {
         if !self.config.jitter {
             return delay;
         }
-        let factor = 0.5 + rng.f64();
-        delay.mul_f64(factor).min(self.config.max_delay)
+        let low = delay.mul_f64(0.5);
+        let high = delay.mul_f64(1.5).min(self.config.max_delay).max(low);
+        low + (high - low).mul_f64(rng.f64())
+    }
+
+    /// Whether 429s are retried at all (a manifest may take 429 out of `statuses`); a 403 that
+    /// is a rate limit follows the same choice.
+    fn retries_rate_limits(&self) -> bool {
+        self.config.statuses.contains(&StatusCode::TOO_MANY_REQUESTS.as_u16())
     }
 }
 
@@ -514,6 +532,70 @@ mod tests {
         ));
         // 418 with Retry-After is not retried at all.
         assert_eq!(decide_status(&policy, 418, &headers, true), RetryDecision::Accept);
+    }
+
+    #[test]
+    fn at_the_cap_jittered_waits_spread_below_it_instead_of_bunching_on_it() {
+        let policy = RetryPolicy::default();
+        let cap = DEFAULT_MAX_DELAY;
+        let mut rng = fastrand::Rng::with_seed(5);
+        let waits: Vec<Duration> = (0..2000).map(|_| policy.jittered(cap, &mut rng)).collect();
+        let at_cap = waits.iter().filter(|w| **w == cap).count();
+        assert!(at_cap <= 2, "{at_cap} of 2000 waits landed exactly on the cap");
+        assert!(waits.iter().all(|w| *w >= cap / 2 && *w <= cap));
+        let above_three_quarters = waits.iter().filter(|w| **w > cap * 3 / 4).count();
+        assert!((800..1200).contains(&above_three_quarters), "{above_three_quarters}");
+    }
+
+    #[test]
+    fn a_retry_after_of_zero_waits_the_floor() {
+        let mut headers = HeaderMap::new();
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("0"));
+        assert_eq!(
+            decide_status(&RetryPolicy::default(), 429, &headers, true),
+            RetryDecision::Retry {
+                after: MIN_SERVER_WAIT,
+                server_asked: true
+            }
+        );
+    }
+
+    #[test]
+    fn a_rate_limit_403_is_retried_after_its_wait_and_a_plain_403_is_final() {
+        let policy = RetryPolicy::default();
+        // GitHub's secondary limit: a 403 with Retry-After; retried even when not idempotent,
+        // since the server did nothing.
+        let mut secondary = HeaderMap::new();
+        secondary.insert(RETRY_AFTER, HeaderValue::from_static("60"));
+        for idempotent in [true, false] {
+            assert_eq!(
+                decide_status(&policy, 403, &secondary, idempotent),
+                RetryDecision::Retry {
+                    after: Duration::from_secs(60),
+                    server_asked: true
+                }
+            );
+        }
+        // The primary limit: no quota left until the reset (the clock reads 11:00:00, epoch
+        // 1559559600); a second more.
+        let mut primary = HeaderMap::new();
+        primary.insert("x-ratelimit-remaining", HeaderValue::from_static("0"));
+        primary.insert("x-ratelimit-reset", HeaderValue::from_static("1559559630"));
+        assert_eq!(
+            decide_status(&policy, 403, &primary, true),
+            RetryDecision::Retry {
+                after: Duration::from_secs(31),
+                server_asked: true
+            }
+        );
+        // A refusal: quota left, no Retry-After.
+        let mut refusal = HeaderMap::new();
+        refusal.insert("x-ratelimit-remaining", HeaderValue::from_static("4999"));
+        assert_eq!(decide_status(&policy, 403, &refusal, true), RetryDecision::Accept);
+        assert_eq!(
+            decide_status(&policy, 403, &HeaderMap::new(), true),
+            RetryDecision::Accept
+        );
     }
 
     #[test]

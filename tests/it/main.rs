@@ -8,6 +8,7 @@ mod bounds;
 mod engine;
 mod github;
 mod guest_capabilities;
+mod learned_limits;
 mod manifest;
 mod operator;
 mod pool;

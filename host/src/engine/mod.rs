@@ -293,6 +293,9 @@ pub struct RunReport {
     pub connections_opened: u64,
     /// Waits for a rate-limit slot.
     pub rate_limit_waits: u64,
+    /// Responses that announced a spent quota (`Retry-After`, `RateLimit`, `X-RateLimit-*`),
+    /// pausing their bucket for every run.
+    pub learned_pauses: u64,
     /// Time spent waiting for retries and rate limits.
     pub waited: Duration,
     /// Requests that failed.
@@ -563,6 +566,7 @@ impl Runtime {
             retries: get(&stats.retries),
             connections_opened: get(&stats.connections_opened),
             rate_limit_waits: get(&stats.rate_limit_waits),
+            learned_pauses: get(&stats.learned_pauses),
             waited: Duration::from_millis(get(&stats.waited_ms)),
             failures: get(&stats.failures),
             records: get(&stats.records),

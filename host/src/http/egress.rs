@@ -191,6 +191,8 @@ pub struct RunStats {
     pub connections_opened: AtomicU64,
     /// Times a request waited for a rate-limit slot.
     pub rate_limit_waits: AtomicU64,
+    /// Responses that announced a spent quota, pausing their bucket.
+    pub learned_pauses: AtomicU64,
     /// Total time spent waiting (backoff and rate limits), in milliseconds.
     pub waited_ms: AtomicU64,
     /// Calls that ended in an error.

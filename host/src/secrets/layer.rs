@@ -12,6 +12,8 @@ use url::Url;
 use super::{HeldSecret, Placement, SecretAttachment, SecretError, decode_body};
 use crate::http::{EgressContext, EgressError, EgressFuture, EgressLayer, EgressRequest, EgressService, destination};
 use crate::manifest::Attach;
+use crate::ratelimit::CredentialId;
+use secrecy::ExposeSecret;
 
 /// Attaches the secrets a request asks for, after checking each is granted, asked for at its
 /// declared placement and bound to the request's destination. In a run that holds secrets,
@@ -110,7 +112,12 @@ async fn attach_one(
         reason: e.to_string(),
     })?;
     ctx.redactor.add(&value);
-    held.placement.attach(name, request, &value)
+    held.placement.attach(name, request, &value)?;
+    // The rate-limit layer keys what the server learns about this credential's quota by it.
+    request
+        .extensions_mut()
+        .insert(CredentialId::of(value.expose_secret().as_bytes()));
+    Ok(())
 }
 
 /// Whether the plugin's statement of a placement names the declared one. A header prefix is the

@@ -2,6 +2,16 @@
 //!
 //! [`Gcra`] is the pure decision (checked against the shared vectors); [`RateLimiter`] holds the
 //! buckets, shared by every run of the process, and turns a decision into a wait.
+//!
+//! Besides the declared limits, every response is read for a limit the server announces
+//! ([`learned_pause`]): a bucket whose quota is spent is paused, for every run that draws from
+//! it, until the server says more is available. Pauses are keyed by what the API counts: the
+//! credential the request carried (two plugins granted one token share its pause), else the
+//! tenant and plugin; and the destination host.
+
+mod learned;
+
+pub use learned::{LearnedFrom, LearnedPause, MAX_LEARNED_PAUSE, is_rate_limited_403, learned_pause};
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -188,10 +198,52 @@ pub struct BucketKey {
     pub bucket: String,
 }
 
+/// Whose quota a learned pause belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum PauseScope {
+    /// A credential, by a keyed hash of its value (see [`CredentialId`]): every plugin and
+    /// tenant sending it shares the server's quota for it.
+    Credential(CredentialId),
+    /// Requests that carried no credential: the server counts them by address, which the
+    /// host shares, but a tenant's or plugin's anonymous requests stay apart.
+    Anonymous {
+        /// The tenant.
+        tenant: TenantId,
+        /// The plugin.
+        plugin: String,
+    },
+}
+
+/// A learned pause's bucket: whose quota, at which host.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PauseKey {
+    /// Whose quota.
+    pub scope: PauseScope,
+    /// The destination host (normalised).
+    pub host: String,
+}
+
+/// Names a credential without holding it: a hash of the value under a key drawn at random for
+/// each process, put on a request by the secret layer. Equal values give equal ids within
+/// one process; an id says nothing about the value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CredentialId(u64);
+
+impl CredentialId {
+    /// The id of a credential `value`.
+    pub fn of(value: &[u8]) -> Self {
+        use std::hash::BuildHasher;
+        static KEY: std::sync::OnceLock<std::collections::hash_map::RandomState> = std::sync::OnceLock::new();
+        Self(KEY.get_or_init(Default::default).hash_one(value))
+    }
+}
+
 /// Every rate-limit bucket of the process, shared by all runs.
 #[derive(Debug, Default)]
 pub struct RateLimiter {
     buckets: Mutex<HashMap<BucketKey, Gcra>>,
+    /// Until when (on the clock's monotonic scale) each paused bucket is paused.
+    pauses: Mutex<HashMap<PauseKey, Duration>>,
 }
 
 impl RateLimiter {
@@ -217,6 +269,27 @@ impl RateLimiter {
         let result = bucket.reserve(quota, now, max_wait);
         buckets.insert(key.clone(), bucket);
         result
+    }
+
+    /// Pauses `key` until `until` (monotonic), unless it is already paused for longer.
+    pub fn pause(&self, key: PauseKey, until: Duration) {
+        let mut pauses = self.pauses.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = pauses.entry(key).or_insert(until);
+        *entry = (*entry).max(until);
+    }
+
+    /// How long `key` stays paused after `now`; zero when it is not (an expired pause is
+    /// forgotten).
+    pub fn paused_for(&self, key: &PauseKey, now: Duration) -> Duration {
+        let mut pauses = self.pauses.lock().unwrap_or_else(|e| e.into_inner());
+        match pauses.get(key) {
+            Some(until) if *until > now => *until - now,
+            Some(_) => {
+                pauses.remove(key);
+                Duration::ZERO
+            }
+            None => Duration::ZERO,
+        }
     }
 }
 
@@ -250,14 +323,28 @@ pub(crate) fn buckets_for(host: &str, named: Option<&str>) -> Vec<String> {
 impl EgressLayer for RateLimitLayer {
     fn call(self, request: EgressRequest, next: EgressService) -> EgressFuture {
         Box::pin(async move {
-            let ctx = EgressContext::of(&request)?;
-            if ctx.policy.ratelimits.is_empty() {
-                return next.oneshot(request).await;
-            }
+            let ctx = EgressContext::of(&request)?.clone();
             // The context's URL is normalised (case, IPv4 spellings such as 2130706433).
             let host = ctx.url.as_ref().and_then(|url| url.host_str()).unwrap_or_default();
+            let pause_key = PauseKey {
+                scope: match request.extensions().get::<CredentialId>() {
+                    Some(credential) => PauseScope::Credential(*credential),
+                    None => PauseScope::Anonymous {
+                        tenant: ctx.tenant.clone(),
+                        plugin: ctx.policy.plugin.clone(),
+                    },
+                },
+                host: host.trim_end_matches('.').to_ascii_lowercase(),
+            };
             let now = self.clock.monotonic();
-            let mut wait = Duration::ZERO;
+            let deadline_left = ctx.deadline.map(|deadline| deadline.saturating_sub(now));
+            let mut wait = self.limiter.paused_for(&pause_key, now);
+            if !wait.is_zero() {
+                let max_wait = deadline_left.map_or(DEFAULT_MAX_WAIT, |left| DEFAULT_MAX_WAIT.min(left));
+                if wait > max_wait {
+                    return Err(EgressError::RateLimited(wait));
+                }
+            }
             for bucket in buckets_for(host, ctx.options.bucket.as_deref()) {
                 let Some(rule) = ctx
                     .policy
@@ -267,10 +354,7 @@ impl EgressLayer for RateLimitLayer {
                 else {
                     continue;
                 };
-                let max_wait = match ctx.deadline {
-                    Some(deadline) => rule.max_wait.min(deadline.saturating_sub(now)),
-                    None => rule.max_wait,
-                };
+                let max_wait = deadline_left.map_or(rule.max_wait, |left| rule.max_wait.min(left));
                 let key = BucketKey {
                     tenant: ctx.tenant.clone(),
                     plugin: ctx.policy.plugin.clone(),
@@ -291,7 +375,23 @@ impl EgressLayer for RateLimitLayer {
                 tracing::debug!(target: "apiary::egress", plugin = %ctx.policy.plugin, wait_ms = wait.as_millis() as u64, "waiting for a rate-limit slot");
                 self.clock.sleep(wait).await;
             }
-            next.oneshot(request).await
+            let response = next.oneshot(request).await?;
+            if let Some(pause) = learned_pause(response.status(), response.headers(), self.clock.now()) {
+                self.limiter
+                    .pause(pause_key.clone(), self.clock.monotonic() + pause.wait);
+                RunStats::add(&ctx.stats.learned_pauses, 1);
+                tracing::info!(
+                    target: "apiary::egress",
+                    tenant = %ctx.tenant,
+                    plugin = %ctx.policy.plugin,
+                    host = %pause_key.host,
+                    status = response.status().as_u16(),
+                    from = pause.from.as_str(),
+                    pause_ms = pause.wait.as_millis() as u64,
+                    "learned a rate limit"
+                );
+            }
+            Ok(response)
         })
     }
 }
@@ -300,7 +400,7 @@ impl EgressLayer for RateLimitLayer {
 mod tests {
     use super::*;
 
-    const VECTORS: &str = include_str!("../../tests/vectors/gcra.toml");
+    const VECTORS: &str = include_str!("../../../tests/vectors/gcra.toml");
 
     fn secs(s: f64) -> Duration {
         Duration::from_secs_f64(s)
