@@ -184,7 +184,9 @@ impl RetryPolicy {
                 // A 403 that says a quota is spent (GitHub's limits) is a rate limit, not a refusal.
                 let rate_limited = status == StatusCode::TOO_MANY_REQUESTS
                     || status == StatusCode::FORBIDDEN && is_rate_limited_403(headers, now);
-                if !self.config.statuses.contains(&status.as_u16()) && !(rate_limited && self.retries_rate_limits()) {
+                let retried =
+                    self.config.statuses.contains(&status.as_u16()) || rate_limited && self.retries_rate_limits();
+                if !retried {
                     return RetryDecision::Accept;
                 }
                 // The server acted on neither: it refused the request before doing anything.
