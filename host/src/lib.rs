@@ -43,6 +43,7 @@
 
 pub mod authoring;
 mod bindings;
+mod breaker;
 pub mod cli;
 mod clock;
 mod config;
@@ -62,6 +63,10 @@ mod state;
 mod tenant;
 mod toml_file;
 
+pub use breaker::{
+    Admission, BreakerConfig, BreakerLayer, BreakerState, Breakers, CircuitBreaker, DEFAULT_BREAKER_FAILURES,
+    DEFAULT_BREAKER_OPEN_FOR, MAX_BREAKER_OPEN_FOR,
+};
 pub use clock::{Clock, ManualClock, Sleep, SystemClock};
 pub use config::ConfigCtx;
 pub use engine::{
@@ -96,10 +101,13 @@ pub use ratelimit::{
     is_rate_limited_403, learned_pause,
 };
 pub use retry::{
-    AttemptOutcome, DEFAULT_BASE_DELAY, DEFAULT_MAX_DELAY, DEFAULT_MAX_RETRIES, DEFAULT_MAX_RETRY_AFTER,
-    DEFAULT_RETRY_STATUSES, MAX_RETRY_DELAY, MIN_SERVER_WAIT, RETRY_AFTER_STATUSES, RetryConfig, RetryDecision,
-    RetryLayer, RetryPolicy, parse_retry_after, retry_after,
+    AttemptOutcome, BUDGET_WINDOW, BudgetConfig, DEFAULT_BASE_DELAY, DEFAULT_BUDGET_MIN_RETRIES, DEFAULT_BUDGET_RATIO,
+    DEFAULT_MAX_DELAY, DEFAULT_MAX_RETRIES, DEFAULT_MAX_RETRY_AFTER, DEFAULT_RETRY_STATUSES, MAX_RETRY_DELAY,
+    MIN_SERVER_WAIT, RETRY_AFTER_STATUSES, RetryBudget, RetryBudgets, RetryConfig, RetryDecision, RetryLayer,
+    RetryPolicy, parse_retry_after, retry_after,
 };
+/// A DER-encoded X.509 certificate, for [`PooledClient::with_extra_roots`].
+pub use rustls::pki_types::CertificateDer;
 pub use secrets::{
     CachedSecret, CommandSource, DEFAULT_COMMAND_TIMEOUT, DEFAULT_SECRET_TTL, DotenvSource, EnvSource, HeldSecret,
     MAX_SECRET_BYTES, MIN_FRAGMENT_BYTES, MIN_SECRET_BYTES, Placement, REDACTED, Redactor, RunRedactor,

@@ -33,6 +33,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 use sha2::{Digest, Sha256};
 
+use crate::breaker::BreakerConfig;
 use crate::http::HostPattern;
 use crate::ratelimit::RateLimitConfig;
 use crate::retry::RetryConfig;
@@ -98,6 +99,9 @@ pub struct Manifest {
     /// Declared rate limits.
     #[serde(default)]
     pub ratelimit: Vec<RateLimitConfig>,
+    /// When to stop sending to a failing destination for a while.
+    #[serde(default)]
+    pub circuit_breaker: BreakerConfig,
 }
 
 /// The `[permissions]` table: what the plugin asks to reach and use. The operator grants some or

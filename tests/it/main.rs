@@ -5,6 +5,7 @@
 //! a new file, declared below.
 
 mod bounds;
+mod breaker_and_budget;
 mod engine;
 mod github;
 mod guest_capabilities;
@@ -16,6 +17,7 @@ mod retry_and_ratelimit;
 mod sandbox;
 mod secrets;
 mod ssrf;
+mod tls;
 mod wasi_http;
 
 use std::sync::{Arc, Mutex};

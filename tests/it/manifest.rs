@@ -24,7 +24,7 @@ fn malformed_manifests_name_the_file_line_and_field() {
     );
     assert_eq!(
         load(&format!("{HEAD}colour = \"blue\"\n")),
-        "plugin.toml:4:1: colour: unknown field `colour`, expected one of `name`, `version`, `description`, `component`, `sha256`, `permissions`, `config`, `limits`, `retry`, `ratelimit`"
+        "plugin.toml:4:1: colour: unknown field `colour`, expected one of `name`, `version`, `description`, `component`, `sha256`, `permissions`, `config`, `limits`, `retry`, `ratelimit`, `circuit_breaker`"
     );
     assert_eq!(
         load(&format!(

@@ -296,6 +296,10 @@ pub struct RunReport {
     /// Responses that announced a spent quota (`Retry-After`, `RateLimit`, `X-RateLimit-*`),
     /// pausing their bucket for every run.
     pub learned_pauses: u64,
+    /// Circuit breakers the run's attempts opened.
+    pub breaker_opens: u64,
+    /// Retries the retry budget refused.
+    pub retries_denied: u64,
     /// Time spent waiting for retries and rate limits.
     pub waited: Duration,
     /// Requests that failed.
@@ -567,6 +571,8 @@ impl Runtime {
             connections_opened: get(&stats.connections_opened),
             rate_limit_waits: get(&stats.rate_limit_waits),
             learned_pauses: get(&stats.learned_pauses),
+            breaker_opens: get(&stats.breaker_opens),
+            retries_denied: get(&stats.retries_denied),
             waited: Duration::from_millis(get(&stats.waited_ms)),
             failures: get(&stats.failures),
             records: get(&stats.records),

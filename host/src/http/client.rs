@@ -1,5 +1,9 @@
 //! The innermost layer: one pooled hyper-util client per tenant and network policy
 //! (keep-alive, HTTP/1.1 and HTTP/2, rustls), with a response size cap.
+//!
+//! TLS trusts the Mozilla roots (webpki-roots) and any extra roots the embedder adds with
+//! [`PooledClient::with_extra_roots`]; HTTP/2 is offered by ALPN (`h2`, then `http/1.1`) on
+//! every TLS connection, and plain-text connections speak HTTP/1.1.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -13,6 +17,8 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use rustls::pki_types::CertificateDer;
+use rustls::{ClientConfig, RootCertStore};
 use tower::Service;
 
 use super::connect::{CheckedConnector, CheckedResolver, FreshConnection, Resolve, SystemResolver, forbidden_in};
@@ -42,6 +48,10 @@ pub struct PooledClient {
     // connector) per request.
     pools: Arc<Mutex<Pools>>,
     resolver: Arc<dyn Resolve>,
+    /// Roots trusted besides the Mozilla ones.
+    extra_roots: Arc<[CertificateDer<'static>]>,
+    /// Built once and copied into each pool's connector (which sets the ALPN protocols).
+    tls: Arc<ClientConfig>,
 }
 
 impl Default for PooledClient {
@@ -63,19 +73,66 @@ impl PooledClient {
         Self {
             pools: Arc::default(),
             resolver,
+            extra_roots: Arc::new([]),
+            tls: Arc::new(tls_config(RootCertStore::empty())),
         }
+    }
+
+    /// The same client also trusting the root certificates `roots` (DER), for servers whose
+    /// certificates chain to a private CA: a company's internal CA, or a test's. The Mozilla
+    /// roots, and roots added by an earlier call, stay trusted. Set it up before the first request, in
+    /// [`EgressParts::client`](crate::EgressParts::client); the returned client starts with
+    /// empty pools, so no connection made under the old roots is reused.
+    ///
+    /// ```no_run
+    /// use apiary_host::{CertificateDer, PooledClient, RuntimeConfig};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let ca = CertificateDer::from(std::fs::read("internal-ca.der")?);
+    /// let mut config = RuntimeConfig::default();
+    /// config.egress.client = PooledClient::new().with_extra_roots([ca])?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// A certificate that does not parse as an X.509 trust anchor.
+    pub fn with_extra_roots(
+        self,
+        roots: impl IntoIterator<Item = CertificateDer<'static>>,
+    ) -> Result<Self, rustls::Error> {
+        let extra_roots: Arc<[CertificateDer<'static>]> = self.extra_roots.iter().cloned().chain(roots).collect();
+        let mut store = RootCertStore::empty();
+        for root in extra_roots.iter() {
+            store.add(root.clone())?;
+        }
+        Ok(Self {
+            pools: Arc::default(),
+            resolver: self.resolver,
+            extra_roots,
+            tls: Arc::new(tls_config(store)),
+        })
     }
 
     fn client_for(&self, tenant: &TenantId, policy: &NetPolicy) -> Arc<HyperClient> {
         let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
         pools
             .entry((tenant.clone(), policy.clone()))
-            .or_insert_with(|| Arc::new(build_client(policy, &self.resolver)))
+            .or_insert_with(|| Arc::new(build_client(policy, &self.resolver, &self.tls)))
             .clone()
     }
 }
 
-fn build_client(policy: &NetPolicy, resolver: &Arc<dyn Resolve>) -> HyperClient {
+/// rustls' defaults (its crypto provider, TLS 1.2 and 1.3) trusting the Mozilla roots and
+/// `extra`, with no client certificate and no ALPN yet (the connector adds it).
+fn tls_config(mut extra: RootCertStore) -> ClientConfig {
+    extra.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    ClientConfig::builder()
+        .with_root_certificates(extra)
+        .with_no_client_auth()
+}
+
+fn build_client(policy: &NetPolicy, resolver: &Arc<dyn Resolve>, tls: &ClientConfig) -> HyperClient {
     let resolver = CheckedResolver {
         policy: policy.clone(),
         inner: resolver.clone(),
@@ -86,7 +143,7 @@ fn build_client(policy: &NetPolicy, resolver: &Arc<dyn Resolve>) -> HyperClient 
     http.set_nodelay(true);
     http.set_keepalive(Some(Duration::from_secs(60)));
     let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_webpki_roots()
+        .with_tls_config(tls.clone())
         .https_or_http()
         .enable_http1()
         .enable_http2()

@@ -11,6 +11,7 @@ use url::Url;
 use std::collections::BTreeMap;
 
 use super::{ForbiddenAddress, NetPolicy};
+use crate::breaker::BreakerConfig;
 use crate::clock::Clock;
 use crate::grant::{Destinations, Resolved};
 use crate::manifest::{Limits, Manifest};
@@ -44,6 +45,8 @@ pub struct EgressPolicy {
     pub ratelimits: Vec<RateLimitConfig>,
     /// Timeouts and size caps.
     pub limits: Limits,
+    /// When to stop sending to a failing destination.
+    pub breaker: BreakerConfig,
 }
 
 impl EgressPolicy {
@@ -64,6 +67,7 @@ impl EgressPolicy {
             net: resolved.net,
             secrets,
             retry: RetryPolicy::new(manifest.retry.clone()),
+            breaker: manifest.circuit_breaker.clone(),
             ratelimits: resolved.ratelimits,
             limits: resolved.limits,
         }
@@ -77,6 +81,7 @@ impl EgressPolicy {
             net: NetPolicy::default(),
             secrets: BTreeMap::new(),
             retry: RetryPolicy::new(crate::retry::RetryConfig::default()),
+            breaker: BreakerConfig::default(),
             ratelimits: Vec::new(),
             limits,
         }
@@ -193,6 +198,10 @@ pub struct RunStats {
     pub rate_limit_waits: AtomicU64,
     /// Responses that announced a spent quota, pausing their bucket.
     pub learned_pauses: AtomicU64,
+    /// Circuit breakers this run's attempts opened.
+    pub breaker_opens: AtomicU64,
+    /// Retries the retry budget refused.
+    pub retries_denied: AtomicU64,
     /// Total time spent waiting (backoff and rate limits), in milliseconds.
     pub waited_ms: AtomicU64,
     /// Calls that ended in an error.
@@ -276,4 +285,12 @@ pub enum EgressError {
     /// A secret could not be attached.
     #[error(transparent)]
     Secret(#[from] SecretError),
+    /// The destination's circuit breaker is open after repeated failures: nothing was sent.
+    #[error("{destination} is failing: its circuit breaker is open for {}", humantime::format_duration(*retry_in))]
+    CircuitOpen {
+        /// The destination, as `scheme://host:port`.
+        destination: String,
+        /// How long until a probe may go (zero while one is in flight).
+        retry_in: Duration,
+    },
 }

@@ -17,8 +17,10 @@ use super::{
     AllowlistLayer, EgressContext, EgressError, EgressRequest, EgressResponse, EgressService, PooledClient, RunStats,
     TimeoutLayer, stage,
 };
+use crate::breaker::{BreakerLayer, Breakers};
 use crate::clock::{Clock, SystemClock};
 use crate::ratelimit::{RateLimitLayer, RateLimiter};
+use crate::retry::RetryBudgets;
 use crate::retry::RetryLayer;
 use crate::secrets::SecretLayer;
 
@@ -33,6 +35,10 @@ pub struct EgressParts {
     pub rng_seed: Option<u64>,
     /// Connection pools, by tenant.
     pub client: PooledClient,
+    /// Circuit breakers, by tenant and destination.
+    pub breakers: Arc<Breakers>,
+    /// Retry budgets, by tenant and destination.
+    pub budgets: Arc<RetryBudgets>,
 }
 
 impl Default for EgressParts {
@@ -42,6 +48,8 @@ impl Default for EgressParts {
             clock: Arc::new(SystemClock::new()),
             rng_seed: None,
             client: PooledClient::new(),
+            breakers: Arc::default(),
+            budgets: Arc::default(),
         }
     }
 }
@@ -61,12 +69,18 @@ impl Egress {
         };
         let rng = Arc::new(Mutex::new(rng));
         let EgressParts {
-            limiter, clock, client, ..
+            limiter,
+            clock,
+            client,
+            breakers,
+            budgets,
+            ..
         } = parts;
         let service = ServiceBuilder::new()
             .layer(stage(AllowlistLayer))
             .layer(stage(SecretLayer))
-            .layer(stage(RetryLayer::new(clock.clone(), rng)))
+            .layer(stage(RetryLayer::new(clock.clone(), rng).with_budgets(budgets)))
+            .layer(stage(BreakerLayer::new(breakers, clock.clone())))
             .layer(stage(RateLimitLayer::new(limiter, clock.clone())))
             .layer(stage(TimeoutLayer::new(clock)))
             .service(EgressService::new(client));

@@ -2,7 +2,14 @@
 //!
 //! [`RetryPolicy`] is a pure value: [`RetryPolicy::decide`] is a function of the attempt's outcome,
 //! the attempt number, the wall time and a seedable random source, so every decision is exact
-//! in tests. [`RetryLayer`] is the thin I/O around it: the egress layer that sleeps and re-sends.
+//! in tests. [`RetryLayer`] is the thin I/O around it: the egress layer that sleeps and re-sends,
+//! within the destination's [retry budget](budget).
+
+mod budget;
+
+pub use budget::{
+    BUDGET_WINDOW, BudgetConfig, DEFAULT_BUDGET_MIN_RETRIES, DEFAULT_BUDGET_RATIO, RetryBudget, RetryBudgets,
+};
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -67,6 +74,22 @@ pub struct RetryConfig {
     /// Example: `max_retry_after = "6h"`
     #[serde(deserialize_with = "retry_delay")]
     pub max_retry_after: Duration,
+    /// How many retries the tenant's calls to one destination may add over their first
+    /// attempts, so an outage does not become a retry storm.
+    /// Example: `budget = { ratio = 0.2, min_retries = 10 }`
+    #[serde(deserialize_with = "budget")]
+    pub budget: BudgetConfig,
+}
+
+fn budget<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BudgetConfig, D::Error> {
+    let budget = BudgetConfig::deserialize(d)?;
+    if !(0.0..=10.0).contains(&budget.ratio) {
+        return Err(serde::de::Error::custom(format!(
+            "budget.ratio must be between 0 and 10 (a share of first attempts), not {}",
+            budget.ratio
+        )));
+    }
+    Ok(budget)
 }
 
 fn retry_delay<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
@@ -82,6 +105,7 @@ impl Default for RetryConfig {
             jitter: true,
             statuses: DEFAULT_RETRY_STATUSES.to_vec(),
             max_retry_after: DEFAULT_MAX_RETRY_AFTER,
+            budget: BudgetConfig::default(),
         }
     }
 }
@@ -165,6 +189,11 @@ impl RetryPolicy {
     /// Retries allowed after the first attempt.
     pub fn max_retries(&self) -> u32 {
         self.config.max_retries
+    }
+
+    /// The retry budget's settings.
+    pub fn budget(&self) -> &BudgetConfig {
+        &self.config.budget
     }
 
     /// Decides what to do after attempt number `attempt` (1 for the first) ended in `outcome`.
@@ -285,12 +314,23 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
 pub struct RetryLayer {
     clock: Arc<dyn Clock>,
     rng: Arc<Mutex<fastrand::Rng>>,
+    budgets: Arc<RetryBudgets>,
 }
 
 impl RetryLayer {
     /// A layer waiting on `clock` and drawing jitter from `rng`.
     pub fn new(clock: Arc<dyn Clock>, rng: Arc<Mutex<fastrand::Rng>>) -> Self {
-        Self { clock, rng }
+        Self {
+            clock,
+            rng,
+            budgets: Arc::default(),
+        }
+    }
+
+    /// The same layer drawing retries from `budgets` (shared by the whole process).
+    pub fn with_budgets(mut self, budgets: Arc<RetryBudgets>) -> Self {
+        self.budgets = budgets;
+        self
     }
 }
 
@@ -303,6 +343,8 @@ impl EgressLayer for RetryLayer {
                 policy = policy.narrowed_to(max);
             }
             let idempotent = ctx.idempotent(request.method());
+            let destination = ctx.url.as_ref().map(crate::http::destination).unwrap_or_default();
+            self.budgets.deposit(&ctx.tenant, &destination, self.clock.monotonic());
             let mut attempt = 1;
             loop {
                 let result = next.clone().oneshot(clone_request(&request)).await;
@@ -333,6 +375,22 @@ impl EgressLayer for RetryLayer {
                     if server_asked && rate_limited {
                         return Err(EgressError::RateLimited(after));
                     }
+                    return give_up(attempt, result);
+                }
+                let budgeted =
+                    self.budgets
+                        .withdraw(&ctx.tenant, &destination, self.clock.monotonic(), policy.budget());
+                if !budgeted {
+                    RunStats::add(&ctx.stats.retries_denied, 1);
+                    tracing::warn!(
+                        target: "apiary::egress",
+                        tenant = %ctx.tenant,
+                        plugin = %ctx.policy.plugin,
+                        %destination,
+                        attempt,
+                        outcome = %describe(&result),
+                        "retry budget spent: not retrying"
+                    );
                     return give_up(attempt, result);
                 }
                 tracing::info!(
@@ -390,7 +448,7 @@ mod tests {
     use super::*;
     use http::HeaderValue;
 
-    const VECTORS: &str = include_str!("../../tests/vectors/retry_after.toml");
+    const VECTORS: &str = include_str!("../../../tests/vectors/retry_after.toml");
 
     fn vectors() -> toml::Table {
         toml::from_str(VECTORS).expect("retry_after.toml parses")
