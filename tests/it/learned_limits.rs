@@ -14,9 +14,14 @@ use super::{grant, run, runtime_with_clock};
 /// The test guest as plugin `id`, asking for the server's host and the bearer secret `tok`,
 /// granted `token`.
 fn with_token(runtime: &Runtime, url: &str, id: &str, token: &str) -> Plugin {
+    with_token_and(runtime, url, id, token, "")
+}
+
+/// [`with_token`], with `extra` TOML in the manifest.
+fn with_token_and(runtime: &Runtime, url: &str, id: &str, token: &str, extra: &str) -> Plugin {
     let manifest = grant(
         url,
-        "[permissions.secrets.tok]\nplacement = \"bearer\"\nhosts = [\"http://127.0.0.1:*\"]\n",
+        &format!("[permissions.secrets.tok]\nplacement = \"bearer\"\nhosts = [\"http://127.0.0.1:*\"]\n{extra}"),
     );
     test_guest_granted(runtime, &manifest, |m| {
         let mut grant = Grant::local(m).secret("tok", static_secret(token));
@@ -136,4 +141,28 @@ async fn github_rate_limit_403s_are_retried_after_their_wait_and_a_plain_403_is_
     assert_eq!(records[0]["status"], 403, "a plain 403 is the plugin's to handle");
     assert_eq!(records[0]["attempts"], 1);
     assert!(clock.sleeps().is_empty());
+}
+
+#[tokio::test]
+async fn every_declared_limit_applies_and_a_shared_credential_shares_the_quota() {
+    let server = TestServer::start(|_, _| respond(200, &[], "ok")).await;
+    let (runtime, clock) = runtime_with_clock();
+    // GitHub-like: generous per second, three an hour (per token).
+    let limits = "[[ratelimit]]\nbucket = \"127.0.0.1\"\nrate = 10\nper = \"1s\"\nburst = 10\n\
+                  [[ratelimit]]\nbucket = \"127.0.0.1\"\nrate = 3\nper = \"1h\"\nburst = 3\n";
+    let first = with_token_and(&runtime, &server.url(), "first", "shared-token-0001", limits);
+    let second = with_token_and(&runtime, &server.url(), "second", "shared-token-0001", limits);
+    let other = with_token_and(&runtime, &server.url(), "other", "another-token-0002", limits);
+    for _ in 0..3 {
+        let (_, records) = run(&runtime, &first, "fetch", fetch_with_token(&server.url())).await;
+        assert_eq!(records[0]["status"], 200);
+    }
+    // The hourly quota of the token is spent, whichever plugin sends it next.
+    let (_, records) = run(&runtime, &second, "fetch", fetch_with_token(&server.url())).await;
+    assert_eq!(records[0]["error"], "rate-limited", "{}", records[0]);
+    // Another token has its own quota.
+    let (_, records) = run(&runtime, &other, "fetch", fetch_with_token(&server.url())).await;
+    assert_eq!(records[0]["status"], 200);
+    assert_eq!(server.received().len(), 4);
+    assert!(clock.sleeps().is_empty(), "{:?}", clock.sleeps());
 }

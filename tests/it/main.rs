@@ -9,6 +9,7 @@ mod breaker_and_budget;
 mod engine;
 mod github;
 mod guest_capabilities;
+mod httpbin;
 mod learned_limits;
 mod manifest;
 mod operator;

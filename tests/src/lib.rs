@@ -1,5 +1,6 @@
 //! Shared parts of the workspace-level integration tests and benchmarks: the guest components
-//! built by `build.rs`, a scriptable HTTP server on 127.0.0.1, and plugin fixtures.
+//! built by `build.rs`, a scriptable HTTP server on 127.0.0.1, httpbin (a real one), and plugin
+//! fixtures.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -16,8 +17,10 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+mod httpbin;
 mod pass_store;
 
+pub use httpbin::Httpbin;
 pub use pass_store::PassStore;
 
 /// Paths of the components built from `plugins/` and `tests/guest/`.

@@ -187,13 +187,13 @@ fn remaining(quota: &Quota, booked_ahead: Duration) -> u32 {
     (free.as_nanos() / quota.emission_interval.as_nanos().max(1)) as u32
 }
 
-/// Which bucket a request draws from: tenants and plugins never share a bucket.
+/// Which bucket a request draws from: the quota of the credential it carries, which every
+/// plugin and tenant sending that credential shares (the API counts by key); without one,
+/// the tenant's and plugin's own.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct BucketKey {
-    /// The tenant the run belongs to.
-    pub tenant: TenantId,
-    /// The plugin's name.
-    pub plugin: String,
+    /// Whose quota.
+    pub scope: PauseScope,
     /// The request's bucket option, or its destination host.
     pub bucket: String,
 }
@@ -345,19 +345,25 @@ impl EgressLayer for RateLimitLayer {
                     return Err(EgressError::RateLimited(wait));
                 }
             }
-            for bucket in buckets_for(host, ctx.options.bucket.as_deref()) {
-                let Some(rule) = ctx
-                    .policy
-                    .ratelimits
-                    .iter()
-                    .find(|r| r.bucket.eq_ignore_ascii_case(&bucket))
-                else {
-                    continue;
-                };
+            let rules = buckets_for(host, ctx.options.bucket.as_deref())
+                .into_iter()
+                .flat_map(|bucket| {
+                    // Several limits may name one bucket (per second and per hour): all apply.
+                    ctx.policy
+                        .ratelimits
+                        .iter()
+                        .filter(move |r| r.bucket.eq_ignore_ascii_case(&bucket))
+                        .map(|rule| {
+                            (
+                                rule,
+                                format!("{}/{}", rule.bucket.to_ascii_lowercase(), rule.per.as_millis()),
+                            )
+                        })
+                });
+            for (rule, bucket) in rules {
                 let max_wait = deadline_left.map_or(rule.max_wait, |left| rule.max_wait.min(left));
                 let key = BucketKey {
-                    tenant: ctx.tenant.clone(),
-                    plugin: ctx.policy.plugin.clone(),
+                    scope: pause_key.scope.clone(),
                     bucket,
                 };
                 // Every bucket that applies must admit the request; the wait is the longest.
@@ -478,8 +484,10 @@ mod tests {
         let quota = Quota::new(nz(2), Duration::from_secs(1), nz(1));
         let limiter = RateLimiter::new();
         let key = BucketKey {
-            tenant: TenantId::default(),
-            plugin: "p".into(),
+            scope: PauseScope::Anonymous {
+                tenant: TenantId::default(),
+                plugin: "p".into(),
+            },
             bucket: "h".into(),
         };
         let max = Duration::from_secs(1);
@@ -491,7 +499,10 @@ mod tests {
         assert_eq!(limiter.reserve(&key, &quota, secs(1.0), max), Ok(secs(0.5)));
         // Another tenant's bucket is untouched.
         let other = BucketKey {
-            tenant: TenantId::new("acme"),
+            scope: PauseScope::Anonymous {
+                tenant: TenantId::new("acme"),
+                plugin: "p".into(),
+            },
             ..key
         };
         assert_eq!(limiter.reserve(&other, &quota, secs(1.0), max), Ok(secs(0.0)));
