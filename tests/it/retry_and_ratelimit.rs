@@ -235,3 +235,32 @@ async fn a_rate_limit_wait_longer_than_allowed_is_a_rate_limited_value() {
     assert_eq!(second[0]["detail"], 3_600_000);
     assert_eq!(server.received().len(), 1);
 }
+
+#[tokio::test]
+async fn a_name_that_does_not_exist_is_not_retried() {
+    let clock = apiary_host::ManualClock::new();
+    let mut config = apiary_tests::test_runtime_config();
+    config.egress.clock = std::sync::Arc::new(clock.clone());
+    config.egress.client =
+        apiary_host::PooledClient::with_resolver(std::sync::Arc::new(apiary_host::StaticResolver::default()));
+    let runtime = apiary_host::Runtime::new(config).unwrap();
+    let plugin = test_guest(&runtime, "[permissions]\nhosts = [\"http://missing.test.invalid\"]\n");
+    let (_, records) = run(
+        &runtime,
+        &plugin,
+        "fetch",
+        json!({"url": "http://missing.test.invalid/x"}),
+    )
+    .await;
+    assert_eq!(records[0]["error"], "connection", "{}", records[0]);
+    let detail = records[0]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("retrying will not help") && detail.contains("missing.test.invalid does not exist"),
+        "{detail}"
+    );
+    assert!(
+        clock.sleeps().is_empty(),
+        "no retry was waited for: {:?}",
+        clock.sleeps()
+    );
+}

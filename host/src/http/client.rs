@@ -21,7 +21,9 @@ use rustls::pki_types::CertificateDer;
 use rustls::{ClientConfig, RootCertStore};
 use tower::Service;
 
-use super::connect::{CheckedConnector, CheckedResolver, FreshConnection, Resolve, SystemResolver, forbidden_in};
+use super::connect::{
+    CheckedConnector, CheckedResolver, FreshConnection, Resolve, SystemResolver, forbidden_in, permanent_in,
+};
 use super::netpolicy::NetPolicy;
 use super::{EgressContext, EgressError, EgressRequest, EgressResponse, RunStats};
 use crate::tenant::TenantId;
@@ -207,7 +209,9 @@ async fn send(
             };
         }
         let message = error_chain(&e);
-        if e.is_connect() {
+        if let Some(reason) = permanent_in(&e) {
+            EgressError::Unreachable(reason)
+        } else if e.is_connect() {
             EgressError::Connect(message)
         } else {
             EgressError::Connection(message)

@@ -55,7 +55,16 @@ impl Resolve for SystemResolver {
     fn resolve(&self, host: &str) -> BoxFuture<'static, io::Result<Vec<IpAddr>>> {
         let host = host.to_string();
         Box::pin(async move {
-            let addrs = tokio::net::lookup_host((host.as_str(), 0)).await?;
+            let addrs = tokio::net::lookup_host((host.as_str(), 0)).await.map_err(|error| {
+                // getaddrinfo's EAI_NONAME and EAI_NODATA (glibc's wording): the name does not
+                // exist, which no retry will change; EAI_AGAIN and the rest may heal.
+                let text = error.to_string();
+                if text.contains("Name or service not known") || text.contains("No address associated") {
+                    io::Error::new(io::ErrorKind::NotFound, NameNotFound { host: host.clone() })
+                } else {
+                    error
+                }
+            })?;
             Ok(addrs.map(|addr| addr.ip()).collect())
         })
     }
@@ -84,12 +93,11 @@ impl StaticResolver {
 
 impl Resolve for StaticResolver {
     fn resolve(&self, host: &str) -> BoxFuture<'static, io::Result<Vec<IpAddr>>> {
-        let result = self.0.get(&host.to_ascii_lowercase()).cloned().ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("{host} is not in the static resolver's table"),
-            )
-        });
+        let result = self
+            .0
+            .get(&host.to_ascii_lowercase())
+            .cloned()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, NameNotFound { host: host.to_string() }));
         Box::pin(std::future::ready(result))
     }
 }
@@ -254,6 +262,33 @@ fn ip_literal(host: &str) -> Option<IpAddr> {
 
 /// The [`ForbiddenAddress`] somewhere in `error`'s chain of sources, if a connection was
 /// refused for one.
+/// A name that does not exist (NXDOMAIN): a failure no retry will heal.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the name {host} does not exist")]
+pub struct NameNotFound {
+    /// The name looked up.
+    pub host: String,
+}
+
+/// Why a failed connection will not heal by retrying, if it will not: the name does not exist,
+/// or the server's certificate is not valid for it.
+pub(crate) fn permanent_in(error: &(dyn Error + 'static)) -> Option<String> {
+    let mut next = Some(error);
+    while let Some(error) = next {
+        let wrapped = error.downcast_ref::<io::Error>().and_then(io::Error::get_ref);
+        for candidate in std::iter::once(error).chain(wrapped.map(|w| w as &(dyn Error + 'static))) {
+            if let Some(missing) = candidate.downcast_ref::<NameNotFound>() {
+                return Some(missing.to_string());
+            }
+            if let Some(rustls::Error::InvalidCertificate(reason)) = candidate.downcast_ref::<rustls::Error>() {
+                return Some(format!("the server's certificate is not valid: {reason:?}"));
+            }
+        }
+        next = error.source();
+    }
+    None
+}
+
 pub(crate) fn forbidden_in<'a>(error: &'a (dyn Error + 'static)) -> Option<&'a ForbiddenAddress> {
     let mut next = Some(error);
     while let Some(error) = next {

@@ -279,6 +279,10 @@ pub enum EgressError {
     /// No connection could be made: the server cannot have seen the request.
     #[error("could not connect: {0}")]
     Connect(String),
+    /// No connection can be made, and retrying will not change that (the name does not exist,
+    /// the certificate is invalid): never retried.
+    #[error("could not connect, and retrying will not help: {0}")]
+    Unreachable(String),
     /// The connection failed after the request may have been sent.
     #[error("connection failed: {0}")]
     Connection(String),

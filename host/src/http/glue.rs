@@ -344,7 +344,7 @@ fn to_wit_error(error: EgressError) -> wit::Error {
         }),
         EgressError::BodyTooLarge(limit) => wit::Error::BodyTooLarge(limit),
         EgressError::Connect(message) | EgressError::Connection(message) => wit::Error::Connection(message),
-        EgressError::CircuitOpen { .. } => wit::Error::Connection(error.to_string()),
+        EgressError::CircuitOpen { .. } | EgressError::Unreachable(_) => wit::Error::Connection(error.to_string()),
         EgressError::Secret(error) => wit::Error::Secret(to_wit_secret_error(error)),
     }
 }

@@ -165,6 +165,7 @@ fn scrub_error(error: EgressError, scrub: impl Fn(&str) -> String) -> EgressErro
     match error {
         EgressError::InvalidRequest(m) => EgressError::InvalidRequest(scrub(&m)),
         EgressError::Connect(m) => EgressError::Connect(scrub(&m)),
+        EgressError::Unreachable(m) => EgressError::Unreachable(scrub(&m)),
         EgressError::Connection(m) => EgressError::Connection(scrub(&m)),
         EgressError::RetriesExhausted {
             attempts,
