@@ -225,6 +225,7 @@ impl EgressLayer for BreakerLayer {
             if let Some(state) = moved {
                 if matches!(state, BreakerState::Open { .. }) {
                     RunStats::add(&ctx.stats.breaker_opens, 1);
+                    ctx.stats.bucket(ctx.host(), |b| b.breaker_opens += 1);
                 }
                 log_change(&ctx, &key.1, state);
             }

@@ -264,3 +264,30 @@ async fn a_name_that_does_not_exist_is_not_retried() {
         clock.sleeps()
     );
 }
+
+#[tokio::test]
+async fn the_report_counts_requests_retries_429s_and_waits_per_destination() {
+    let server = TestServer::start(|_, i| {
+        if i == 0 {
+            respond(429, &[("retry-after", "3")], "slow down")
+        } else {
+            respond(200, &[], "ok")
+        }
+    })
+    .await;
+    let (runtime, _clock) = runtime_with_clock();
+    let plugin = test_guest(&runtime, &grant(&server.url(), ""));
+    let (result, _) = run(&runtime, &plugin, "fetch", json!({"url": server.url()})).await;
+    let report = result.unwrap();
+    let counts = report.buckets["127.0.0.1"];
+    assert_eq!(
+        (
+            counts.requests,
+            counts.retries,
+            counts.rate_limited,
+            counts.breaker_opens,
+            counts.waited_ms
+        ),
+        (1, 1, 1, 0, 3000)
+    );
+}

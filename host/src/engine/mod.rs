@@ -29,7 +29,7 @@ use crate::clock::Clock;
 use crate::config::ConfigCtx;
 use crate::grant::{Grant, GrantError, GrantReport, is_valid_plugin_id, resolve};
 use crate::guest_text::escape_guest_text;
-use crate::http::{Egress, EgressParts, EgressPolicy, HttpCtx, RunStats};
+use crate::http::{BucketCounters, Egress, EgressParts, EgressPolicy, HttpCtx, RunStats};
 use crate::log::LogCtx;
 use crate::manifest::{LoadedManifest, MAX_MEMORY_MIB};
 use crate::output::{OutputCtx, RecordSink};
@@ -300,6 +300,8 @@ pub struct RunReport {
     pub breaker_opens: u64,
     /// Retries the retry budget refused.
     pub retries_denied: u64,
+    /// The counts per destination host.
+    pub buckets: BTreeMap<String, BucketCounters>,
     /// Time spent waiting for retries and rate limits.
     pub waited: Duration,
     /// Requests that failed.
@@ -539,7 +541,25 @@ impl Runtime {
                     instance.call_run(store, &operation, &input).await
                 },
             )
-            .await?;
+            .await;
+        // What the run did per destination, whether it succeeded or not (an outage is when
+        // these counts matter most).
+        let http = &store.data().http;
+        for (host, counts) in http.stats.buckets() {
+            tracing::info!(
+                target: "apiary::egress",
+                tenant = %http.tenant,
+                plugin = %plugin.id(),
+                host = %host,
+                requests = counts.requests,
+                retries = counts.retries,
+                rate_limited = counts.rate_limited,
+                breaker_opens = counts.breaker_opens,
+                waited_ms = counts.waited_ms,
+                "run totals for a destination"
+            );
+        }
+        let result = result?;
         let name = plugin.id().to_string();
         let guest = |text: &str| escape_guest_text(&redactor.scrub(text)).into_owned();
         let summary = result.map_err(|error| match error {
@@ -573,6 +593,7 @@ impl Runtime {
             learned_pauses: get(&stats.learned_pauses),
             breaker_opens: get(&stats.breaker_opens),
             retries_denied: get(&stats.retries_denied),
+            buckets: stats.buckets(),
             waited: Duration::from_millis(get(&stats.waited_ms)),
             failures: get(&stats.failures),
             records: get(&stats.records),

@@ -131,6 +131,11 @@ pub struct EgressContext {
 }
 
 impl EgressContext {
+    /// The destination host, normalised: what per-host counters are keyed by.
+    pub fn host(&self) -> &str {
+        self.url.as_ref().and_then(|url| url.host_str()).unwrap_or_default()
+    }
+
     /// A context with no secrets, default options, fresh counters and no deadline.
     pub fn new(tenant: TenantId, policy: Arc<EgressPolicy>) -> Self {
         Self {
@@ -210,6 +215,23 @@ pub struct RunStats {
     pub bytes_received: AtomicU64,
     /// Records the plugin emitted.
     pub records: AtomicU64,
+    /// The same counts per destination host, for the run report and its log events.
+    pub buckets: std::sync::Mutex<BTreeMap<String, BucketCounters>>,
+}
+
+/// What a run did with one destination host.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct BucketCounters {
+    /// Calls to it.
+    pub requests: u64,
+    /// Retries to it.
+    pub retries: u64,
+    /// Attempts it answered with 429.
+    pub rate_limited: u64,
+    /// Circuit breakers its failures opened.
+    pub breaker_opens: u64,
+    /// Time spent waiting to send to it (rate limits, pauses, backoff), in milliseconds.
+    pub waited_ms: u64,
 }
 
 impl RunStats {
@@ -223,11 +245,27 @@ impl RunStats {
         counter.load(Ordering::Relaxed)
     }
 
-    /// Records a wait of `wait` in both the call's and the run's counters.
-    pub fn record_wait(&self, call: &CallStats, wait: Duration) {
+    /// Records a wait of `wait` before a call to `host`, in the call's, the run's and the
+    /// host's counters.
+    pub fn record_wait(&self, call: &CallStats, host: &str, wait: Duration) {
         let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
         call.waited_ms.fetch_add(ms, Ordering::Relaxed);
         Self::add(&self.waited_ms, ms);
+        self.bucket(host, |b| b.waited_ms += ms);
+    }
+
+    /// Updates the counters of `host` (its bucket).
+    pub fn bucket(&self, host: &str, update: impl FnOnce(&mut BucketCounters)) {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        match buckets.get_mut(host) {
+            Some(counters) => update(counters),
+            None => update(buckets.entry(host.to_string()).or_default()),
+        }
+    }
+
+    /// The per-host counters.
+    pub fn buckets(&self) -> BTreeMap<String, BucketCounters> {
+        self.buckets.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 

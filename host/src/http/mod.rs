@@ -34,7 +34,8 @@ pub use bounds::{
 pub use client::{CONNECT_TIMEOUT, POOL_IDLE_TIMEOUT, POOL_MAX_IDLE_PER_HOST, PooledClient};
 pub use connect::{Resolve, StaticResolver, SystemResolver};
 pub use egress::{
-    CallStats, EgressContext, EgressError, EgressPolicy, EgressRequest, EgressResponse, RequestOptions, RunStats,
+    BucketCounters, CallStats, EgressContext, EgressError, EgressPolicy, EgressRequest, EgressResponse, RequestOptions,
+    RunStats,
 };
 pub use glue::StreamingBatch;
 pub(crate) use glue::{HttpCtx, add_to_linker};

@@ -102,6 +102,7 @@ impl Egress {
         let url = request.uri().clone();
         let started = Instant::now();
         RunStats::add(&ctx.stats.requests, 1);
+        ctx.stats.bucket(ctx.host(), |b| b.requests += 1);
         let result = self.service.clone().oneshot(request).await;
         let attempts = ctx.call.attempts.load(Ordering::Relaxed);
         let waited_ms = ctx.call.waited_ms.load(Ordering::Relaxed);

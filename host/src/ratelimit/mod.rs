@@ -377,11 +377,14 @@ impl EgressLayer for RateLimitLayer {
             }
             if !wait.is_zero() {
                 RunStats::add(&ctx.stats.rate_limit_waits, 1);
-                ctx.stats.record_wait(&ctx.call, wait);
+                ctx.stats.record_wait(&ctx.call, ctx.host(), wait);
                 tracing::debug!(target: "apiary::egress", plugin = %ctx.policy.plugin, wait_ms = wait.as_millis() as u64, "waiting for a rate-limit slot");
                 self.clock.sleep(wait).await;
             }
             let response = next.oneshot(request).await?;
+            if response.status() == http::StatusCode::TOO_MANY_REQUESTS {
+                ctx.stats.bucket(ctx.host(), |b| b.rate_limited += 1);
+            }
             if let Some(pause) = learned_pause(response.status(), response.headers(), self.clock.now()) {
                 self.limiter
                     .pause(pause_key.clone(), self.clock.monotonic() + pause.wait);

@@ -404,7 +404,8 @@ impl EgressLayer for RetryLayer {
                     "retrying"
                 );
                 RunStats::add(&ctx.stats.retries, 1);
-                ctx.stats.record_wait(&ctx.call, after);
+                ctx.stats.bucket(ctx.host(), |b| b.retries += 1);
+                ctx.stats.record_wait(&ctx.call, ctx.host(), after);
                 self.clock.sleep(after).await;
                 attempt += 1;
             }
