@@ -14,6 +14,7 @@ mod apiary;
 mod cpus;
 mod measure;
 mod native;
+mod ratelimit;
 mod report;
 mod server;
 
@@ -69,6 +70,10 @@ struct Args {
     /// the resident memory they take (the target: 1,000 parked runs within 1 GiB).
     #[arg(long, value_name = "RUNS")]
     parked: Option<usize>,
+    /// Instead of throughput, send the requests (default 10,000) through a bucket declared at
+    /// this many per second and report how closely the host holds it.
+    #[arg(long, value_name = "PER_SECOND")]
+    rate_limit: Option<u32>,
 }
 
 impl Args {
@@ -98,6 +103,23 @@ impl Args {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     anyhow::ensure!(args.repeats > 0, "--repeats must be at least 1");
+    if let Some(rate) = args.rate_limit {
+        let runtime = tokio::runtime::Runtime::new().context("failed to start the runtime")?;
+        let outcome = runtime.block_on(ratelimit::run(rate, args.requests.unwrap_or(10_000)))?;
+        println!(
+            "{} requests through a bucket of {}/s (burst {}): {:.0}/s past the burst, {:.3}x the declared rate; \
+             at most {} in any one second (limit plus burst: {}), {}",
+            outcome.requests,
+            outcome.declared,
+            outcome.burst,
+            outcome.achieved,
+            outcome.ratio(),
+            outcome.max_in_one_second,
+            outcome.declared + outcome.burst,
+            if outcome.within_limit() { "within it" } else { "OVER IT" },
+        );
+        return Ok(());
+    }
     if let Some(runs) = args.parked {
         let runtime = tokio::runtime::Runtime::new().context("failed to start the runtime")?;
         let parked = runtime.block_on(apiary::parked(runs))?;

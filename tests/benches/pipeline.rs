@@ -243,8 +243,66 @@ fn wasi_http_vs_apiary_http(c: &mut Criterion) {
     group.finish();
 }
 
+/// The pure decisions each attempt takes: well under a microsecond each.
+fn decisions(c: &mut Criterion) {
+    use apiary_host::{
+        AttemptOutcome, BreakerConfig, CircuitBreaker, PauseScope, Quota, RateLimiter, RetryPolicy, learned_pause,
+    };
+    use std::time::{Duration, SystemTime};
+
+    let mut group = c.benchmark_group("decisions");
+    let policy = RetryPolicy::default();
+    let mut headers = http::HeaderMap::new();
+    headers.insert("retry-after", "7".parse().unwrap());
+    headers.insert("x-ratelimit-remaining", "0".parse().unwrap());
+    headers.insert("x-ratelimit-reset", "1700000030".parse().unwrap());
+    headers.insert("ratelimit", "\"default\";r=0;t=2".parse().unwrap());
+    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let mut rng = fastrand::Rng::with_seed(1);
+    group.bench_function("retry: a 503 with Retry-After", |b| {
+        let outcome = AttemptOutcome::Response {
+            status: http::StatusCode::SERVICE_UNAVAILABLE,
+            headers: &headers,
+        };
+        b.iter(|| policy.decide(1, &outcome, true, now, &mut rng))
+    });
+    group.bench_function("learned limit from a response's headers", |b| {
+        b.iter(|| learned_pause(http::StatusCode::OK, &headers, now))
+    });
+    let limiter = RateLimiter::new();
+    let quota = Quota::new(
+        std::num::NonZeroU32::new(1_000_000).unwrap(),
+        Duration::from_secs(1),
+        std::num::NonZeroU32::new(1_000_000).unwrap(),
+    );
+    let key = apiary_host::BucketKey {
+        scope: PauseScope::Anonymous {
+            tenant: TenantId::default(),
+            plugin: "p".into(),
+        },
+        bucket: "api.example.com".into(),
+    };
+    let mut t = Duration::ZERO;
+    group.bench_function("rate limit: book a slot", |b| {
+        b.iter(|| {
+            t += Duration::from_micros(1);
+            limiter.reserve(&key, &quota, t, Duration::from_secs(60))
+        })
+    });
+    let config = BreakerConfig::default();
+    let mut breaker = CircuitBreaker::default();
+    group.bench_function("circuit breaker: admit and record", |b| {
+        b.iter(|| {
+            breaker.admit(t);
+            breaker.record(true, t, &config)
+        })
+    });
+    group.finish();
+}
+
 criterion_group!(
     benches,
+    decisions,
     load_plugin,
     instantiate_and_call,
     each_layer,

@@ -213,55 +213,39 @@ async fn a_server_offering_only_http1_over_tls_is_spoken_to_in_http1() {
     assert_eq!(seen[0].alpn.as_deref(), Some(&b"http/1.1"[..]));
 }
 
-/// The same server, its certificate signed by a CA the runtime does not trust (it trusts
-/// another test CA): the handshake fails, no request reaches the server, and the plugin gets a
-/// connection error naming the certificate problem.
+/// The same server, its certificate signed by a CA the runtime does not trust (whether it
+/// trusts another test CA or only the Mozilla roots): the handshake fails, no request reaches
+/// the server, and the plugin gets a connection error naming the certificate problem at once.
+/// A certificate error is permanent: retrying would only delay the same failure.
 #[tokio::test]
-async fn a_certificate_from_an_untrusted_ca_fails_the_connection() {
+async fn a_certificate_from_an_untrusted_ca_fails_the_connection_without_a_retry() {
     let untrusted = TestCa::new("Untrusted test CA");
     let server = TlsServer::start(&untrusted, &[b"h2", b"http/1.1"]).await;
     let trusted = TestCa::new("Apiary test CA");
-    let (runtime, clock) = runtime_trusting(vec![trusted.cert.clone()]);
-    let plugin = test_guest(&runtime, &grant(&server.url(), "[retry]\nmax_retries = 2\n"));
-    let (result, records) = run(&runtime, &plugin, "fetch", json!({"url": server.url()})).await;
-    result.unwrap();
-    let record = &records[0];
+    for (roots, handshakes) in [(vec![trusted.cert.clone()], 1), (Vec::new(), 2)] {
+        let (runtime, clock) = runtime_trusting(roots);
+        let plugin = test_guest(&runtime, &grant(&server.url(), "[retry]\nmax_retries = 2\n"));
+        let (result, records) = run(&runtime, &plugin, "fetch", json!({"url": server.url()})).await;
+        result.unwrap();
+        let record = &records[0];
+        assert_eq!(record["error"], "connection", "{record}");
+        let detail = record["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("retrying will not help") && detail.contains("certificate is not valid: UnknownIssuer"),
+            "{detail}"
+        );
+        assert!(
+            clock.sleeps().is_empty(),
+            "no retry was waited for: {:?}",
+            clock.sleeps()
+        );
+        // One refused handshake per run, counted over both (the server logs the client's
+        // alert a moment after the client gave up: wait for it, then make sure none follows).
+        let failed = server.wait_for_failed_handshakes(handshakes).await;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let failed_after = server.failed_handshakes();
+        assert_eq!(failed_after.len(), handshakes, "{failed_after:?}");
+        assert!(failed.iter().all(|f| f.contains("UnknownCA")), "{failed:?}");
+    }
     assert!(server.seen().is_empty(), "no request got through: {:?}", server.seen());
-    // The error reaches the plugin as a connection failure naming the certificate problem,
-    // wrapped in `retries-exhausted` while certificate errors are still retried (see below).
-    let (message, attempts) = match record["error"].as_str() {
-        Some("connection") => (record["detail"].as_str().unwrap().to_string(), 1),
-        Some("retries-exhausted") => (
-            record["detail"]["message"].as_str().unwrap().to_string(),
-            record["detail"]["attempts"].as_u64().unwrap() as usize,
-        ),
-        _ => panic!("expected a connection error: {record}"),
-    };
-    assert!(
-        message.contains("certificate") && message.contains("UnknownIssuer"),
-        "{message}"
-    );
-    // Each attempt was one refused handshake (the server logs the client's alert a moment
-    // after the client gave up), and each retry one backoff wait.
-    let failed = server.wait_for_failed_handshakes(attempts).await;
-    assert_eq!(failed.len(), attempts, "{failed:?}");
-    assert!(failed.iter().all(|f| f.contains("UnknownCA")), "{failed:?}");
-    assert_eq!(clock.sleeps().len(), attempts - 1, "{:?}", clock.sleeps());
-}
-
-/// A certificate error will not fix itself: retrying it only delays the failure. Until the
-/// client reports TLS certificate errors as permanent, the retry layer treats them like any
-/// failure to connect and retries them with backoff (3 handshakes and 2 waits here).
-#[tokio::test]
-#[ignore = "TLS certificate errors are still retried as connect failures; un-ignore once they are permanent"]
-async fn a_certificate_error_is_not_retried() {
-    let untrusted = TestCa::new("Untrusted test CA");
-    let server = TlsServer::start(&untrusted, &[b"h2", b"http/1.1"]).await;
-    let (runtime, clock) = runtime_trusting(Vec::new());
-    let plugin = test_guest(&runtime, &grant(&server.url(), "[retry]\nmax_retries = 2\n"));
-    let (result, records) = run(&runtime, &plugin, "fetch", json!({"url": server.url()})).await;
-    result.unwrap();
-    assert_eq!(records[0]["error"], "connection", "{}", records[0]);
-    assert_eq!(server.wait_for_failed_handshakes(1).await.len(), 1);
-    assert!(clock.sleeps().is_empty(), "{:?}", clock.sleeps());
 }

@@ -275,16 +275,19 @@ pub struct NameNotFound {
 pub(crate) fn permanent_in(error: &(dyn Error + 'static)) -> Option<String> {
     let mut next = Some(error);
     while let Some(error) = next {
-        let wrapped = error.downcast_ref::<io::Error>().and_then(io::Error::get_ref);
-        for candidate in std::iter::once(error).chain(wrapped.map(|w| w as &(dyn Error + 'static))) {
-            if let Some(missing) = candidate.downcast_ref::<NameNotFound>() {
-                return Some(missing.to_string());
-            }
-            if let Some(rustls::Error::InvalidCertificate(reason)) = candidate.downcast_ref::<rustls::Error>() {
-                return Some(format!("the server's certificate is not valid: {reason:?}"));
-            }
+        if let Some(missing) = error.downcast_ref::<NameNotFound>() {
+            return Some(missing.to_string());
         }
-        next = error.source();
+        if let Some(rustls::Error::InvalidCertificate(reason)) = error.downcast_ref::<rustls::Error>() {
+            return Some(format!("the server's certificate is not valid: {reason:?}"));
+        }
+        // `io::Error::source` skips the error it wraps (it returns that error's source), and
+        // wrappers nest: hyper-rustls wraps tokio-rustls' `io::Error` around the `rustls::Error`
+        // in another `io::Error`. Step into each wrapper instead, whose sources follow.
+        next = match error.downcast_ref::<io::Error>().and_then(io::Error::get_ref) {
+            Some(inner) => Some(inner as &(dyn Error + 'static)),
+            None => error.source(),
+        };
     }
     None
 }
@@ -320,6 +323,21 @@ mod tests {
             policy,
             inner: Arc::new(inner),
         }
+    }
+
+    /// Regression: a certificate error reaches the client as `io::Error(io::Error(rustls::Error))`
+    /// (tokio-rustls wraps it, hyper-rustls wraps that), and `io::Error::source` skips each
+    /// wrapped error, so the certificate error went unseen and was retried.
+    #[test]
+    fn a_certificate_error_inside_nested_io_errors_is_permanent() {
+        let certificate = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let nested = io::Error::other(io::Error::new(io::ErrorKind::InvalidData, certificate));
+        assert_eq!(
+            permanent_in(&nested).as_deref(),
+            Some("the server's certificate is not valid: UnknownIssuer")
+        );
+        let reset = io::Error::other(io::Error::from(io::ErrorKind::ConnectionReset));
+        assert_eq!(permanent_in(&reset), None, "a reset may heal");
     }
 
     async fn lookup(resolver: &CheckedResolver, host: &str) -> io::Result<Vec<SocketAddr>> {
