@@ -176,6 +176,15 @@ pub struct LimitCaps {
     /// Example: `request_timeout = "10s"`
     #[serde(default, deserialize_with = "request_timeout_cap")]
     pub request_timeout: Option<Duration>,
+    /// Example: `connect_timeout = "5s"`
+    #[serde(default, deserialize_with = "request_timeout_cap")]
+    pub connect_timeout: Option<Duration>,
+    /// Example: `first_byte_timeout = "10s"`
+    #[serde(default, deserialize_with = "request_timeout_cap")]
+    pub first_byte_timeout: Option<Duration>,
+    /// Example: `idle_timeout = "10s"`
+    #[serde(default, deserialize_with = "request_timeout_cap")]
+    pub idle_timeout: Option<Duration>,
     /// Example: `max_response_bytes = 1048576`
     #[serde(default)]
     pub max_response_bytes: Option<u64>,
@@ -202,6 +211,9 @@ impl LimitCaps {
             memory_mib: min(asked.memory_mib, self.memory_mib),
             deadline: min(asked.deadline, self.deadline),
             request_timeout: min(asked.request_timeout, self.request_timeout),
+            connect_timeout: min(asked.connect_timeout, self.connect_timeout),
+            first_byte_timeout: min(asked.first_byte_timeout, self.first_byte_timeout),
+            idle_timeout: min(asked.idle_timeout, self.idle_timeout),
             max_response_bytes: min(asked.max_response_bytes, self.max_response_bytes),
             max_concurrency: min(asked.max_concurrency, self.max_concurrency),
         }
@@ -419,7 +431,7 @@ impl fmt::Display for GrantReport<'_> {
         let limits = grant.limits.apply(&self.manifest.limits);
         let asked_limits = &self.manifest.limits;
         writeln!(f, "\n{:<20} {:<14} {:<14} effective", "limits", "requested", "cap")?;
-        let rows: [(&str, String, Option<String>, String); 5] = [
+        let rows: [(&str, String, Option<String>, String); 8] = [
             (
                 "memory_mib",
                 asked_limits.memory_mib.to_string(),
@@ -437,6 +449,24 @@ impl fmt::Display for GrantReport<'_> {
                 human(asked_limits.request_timeout),
                 grant.limits.request_timeout.map(human),
                 human(limits.request_timeout),
+            ),
+            (
+                "connect_timeout",
+                human(asked_limits.connect_timeout),
+                grant.limits.connect_timeout.map(human),
+                human(limits.connect_timeout),
+            ),
+            (
+                "first_byte_timeout",
+                human(asked_limits.first_byte_timeout),
+                grant.limits.first_byte_timeout.map(human),
+                human(limits.first_byte_timeout),
+            ),
+            (
+                "idle_timeout",
+                human(asked_limits.idle_timeout),
+                grant.limits.idle_timeout.map(human),
+                human(limits.idle_timeout),
             ),
             (
                 "max_response_bytes",
@@ -586,6 +616,7 @@ mod tests {
         grant.limits = LimitCaps {
             memory_mib: Some(128),
             deadline: Some(Duration::from_secs(7200)),
+            idle_timeout: Some(Duration::from_secs(5)),
             ..LimitCaps::default()
         };
         grant.ratelimits.push(RateLimitConfig {
@@ -603,6 +634,15 @@ mod tests {
             "asked for less than the cap"
         );
         assert_eq!(resolved.ratelimits.len(), 1);
+        assert_eq!(
+            resolved.limits.idle_timeout,
+            Duration::from_secs(5),
+            "a phase timeout capped"
+        );
+        assert_eq!(
+            resolved.limits.connect_timeout,
+            crate::manifest::DEFAULT_CONNECT_TIMEOUT
+        );
     }
 
     #[test]

@@ -81,8 +81,8 @@ pub use grant::{
 };
 pub use guest_text::escape_guest_text;
 pub use http::{
-    AddressKind, AllowlistLayer, BucketCounters, CONNECT_TIMEOUT, CallStats, Cidr, CidrError, Egress, EgressContext,
-    EgressError, EgressFuture, EgressLayer, EgressParts, EgressPolicy, EgressRequest, EgressResponse, EgressService,
+    AddressKind, AllowlistLayer, BucketCounters, CallStats, Cidr, CidrError, Egress, EgressContext, EgressError,
+    EgressFuture, EgressLayer, EgressParts, EgressPolicy, EgressRequest, EgressResponse, EgressService,
     ForbiddenAddress, HostPattern, HostPatternError, MAX_ATTACHMENTS, MAX_BATCH_REQUESTS, MAX_REQUEST_BODY_BYTES,
     MAX_REQUEST_HEADER_BYTES, MAX_REQUEST_HEADERS, MAX_URL_BYTES, NetPolicy, POOL_IDLE_TIMEOUT, POOL_MAX_IDLE_PER_HOST,
     PooledClient, RequestOptions, Resolve, RunStats, StaticResolver, SystemResolver, TimeoutLayer, destination, stage,

@@ -54,6 +54,11 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest `limits.deadline` (and operator cap) accepted: a run is a job, not a daemon, and a
 /// day keeps every instant computed from a deadline far from overflowing.
 pub const MAX_DEADLINE: Duration = Duration::from_secs(24 * 60 * 60);
+/// Default `limits.connect_timeout`.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default `limits.idle_timeout`.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Longest `limits.request_timeout` (and operator cap) accepted: an hour covers the slowest
 /// export endpoint; beyond that a request has hung.
 pub const MAX_REQUEST_TIMEOUT: Duration = Duration::from_secs(60 * 60);
@@ -213,10 +218,24 @@ pub struct Limits {
     /// Example: `deadline = "10m"`
     #[serde(deserialize_with = "deadline")]
     pub deadline: Duration,
-    /// Timeout of one HTTP attempt unless the request sets its own.
+    /// Timeout of one HTTP attempt, all phases together, unless the request sets its own.
     /// Example: `request_timeout = "30s"`
     #[serde(deserialize_with = "request_timeout")]
     pub request_timeout: Duration,
+    /// Time allowed to open a connection (TCP and TLS).
+    /// Example: `connect_timeout = "10s"`
+    #[serde(deserialize_with = "request_timeout")]
+    pub connect_timeout: Duration,
+    /// Time allowed from the start of an attempt to its response's headers (connecting
+    /// included).
+    /// Example: `first_byte_timeout = "30s"`
+    #[serde(deserialize_with = "request_timeout")]
+    pub first_byte_timeout: Duration,
+    /// Time allowed between two pieces of a response's body: a server that stalls mid-body
+    /// fails the attempt without waiting out the whole `request_timeout`.
+    /// Example: `idle_timeout = "15s"`
+    #[serde(deserialize_with = "request_timeout")]
+    pub idle_timeout: Duration,
     /// Largest response body accepted, in bytes.
     /// Example: `max_response_bytes = 16777216`
     pub max_response_bytes: u64,
@@ -239,6 +258,9 @@ impl Default for Limits {
             memory_mib: DEFAULT_MEMORY_MIB,
             deadline: DEFAULT_DEADLINE,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            first_byte_timeout: DEFAULT_REQUEST_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             max_concurrency: DEFAULT_MAX_CONCURRENCY,
         }

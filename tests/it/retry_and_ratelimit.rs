@@ -291,3 +291,53 @@ async fn the_report_counts_requests_retries_429s_and_waits_per_destination() {
         (1, 1, 1, 0, 3000)
     );
 }
+
+/// A server on 127.0.0.1 that reads a request and then writes `head` and `body`, pausing 2 s
+/// first when `stall_headers`, or between the two halves of the body otherwise.
+async fn stalling_server(stall_headers: bool) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://127.0.0.1:{}/", listener.local_addr().unwrap().port());
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = [0u8; 4096];
+                let _ = socket.read(&mut request).await;
+                let stall = || tokio::time::sleep(Duration::from_secs(2));
+                if stall_headers {
+                    stall().await;
+                }
+                let _ = socket
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhello")
+                    .await;
+                if !stall_headers {
+                    stall().await;
+                }
+                let _ = socket.write_all(b"world").await;
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn slow_headers_and_a_stalled_body_time_out_in_their_own_phase() {
+    for (stall_headers, limits) in [
+        (true, "first_byte_timeout = \"300ms\""),
+        (false, "idle_timeout = \"300ms\""),
+    ] {
+        let url = stalling_server(stall_headers).await;
+        let runtime = apiary_host::Runtime::new(apiary_tests::test_runtime_config()).unwrap();
+        let manifest = grant(&url, &format!("[retry]\nmax_retries = 0\n[limits]\n{limits}\n"));
+        let plugin = test_guest(&runtime, &manifest);
+        let started = std::time::Instant::now();
+        let (_, records) = run(&runtime, &plugin, "fetch", json!({"url": url})).await;
+        assert_eq!(records[0]["error"], "timeout", "{limits}: {}", records[0]);
+        assert_eq!(records[0]["detail"], 300, "{limits}");
+        assert!(
+            started.elapsed() < Duration::from_millis(1800),
+            "{limits}: {:?}",
+            started.elapsed()
+        );
+    }
+}

@@ -35,12 +35,10 @@ pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// cap finished together (89 % of requests opened a connection at 300 in flight); idle ones
 /// still go after [`POOL_IDLE_TIMEOUT`], driven by the pool's timer.
 pub const POOL_MAX_IDLE_PER_HOST: usize = usize::MAX;
-/// Time allowed to establish a TCP connection, inside the attempt's timeout.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 type HyperClient = Client<HttpsConnector<CheckedConnector>, Full<Bytes>>;
-/// One pool per tenant and network policy.
-type Pools = HashMap<(TenantId, NetPolicy), Arc<HyperClient>>;
+/// One pool per tenant, network policy and connect timeout (set on the pool's connector).
+type Pools = HashMap<(TenantId, NetPolicy, Duration), Arc<HyperClient>>;
 
 /// Connection pools keyed by tenant and network policy: tenants never share a connection, and
 /// a plugin granted, say, loopback never shares one (or a resolver) with a plugin that was not.
@@ -116,11 +114,11 @@ impl PooledClient {
         })
     }
 
-    fn client_for(&self, tenant: &TenantId, policy: &NetPolicy) -> Arc<HyperClient> {
+    fn client_for(&self, tenant: &TenantId, policy: &NetPolicy, connect_timeout: Duration) -> Arc<HyperClient> {
         let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
         pools
-            .entry((tenant.clone(), policy.clone()))
-            .or_insert_with(|| Arc::new(build_client(policy, &self.resolver, &self.tls)))
+            .entry((tenant.clone(), policy.clone(), connect_timeout))
+            .or_insert_with(|| Arc::new(build_client(policy, &self.resolver, &self.tls, connect_timeout)))
             .clone()
     }
 }
@@ -134,14 +132,19 @@ fn tls_config(mut extra: RootCertStore) -> ClientConfig {
         .with_no_client_auth()
 }
 
-fn build_client(policy: &NetPolicy, resolver: &Arc<dyn Resolve>, tls: &ClientConfig) -> HyperClient {
+fn build_client(
+    policy: &NetPolicy,
+    resolver: &Arc<dyn Resolve>,
+    tls: &ClientConfig,
+    connect_timeout: Duration,
+) -> HyperClient {
     let resolver = CheckedResolver {
         policy: policy.clone(),
         inner: resolver.clone(),
     };
     let mut http = HttpConnector::new_with_resolver(resolver);
     http.enforce_http(false);
-    http.set_connect_timeout(Some(CONNECT_TIMEOUT));
+    http.set_connect_timeout(Some(connect_timeout));
     http.set_nodelay(true);
     http.set_keepalive(Some(Duration::from_secs(60)));
     let https = hyper_rustls::HttpsConnectorBuilder::new()
@@ -172,7 +175,7 @@ impl Service<EgressRequest> for PooledClient {
             let ctx = EgressContext::of(&request)?.clone();
             ctx.call.attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             RunStats::add(&ctx.stats.attempts, 1);
-            let client = this.client_for(&ctx.tenant, &ctx.policy.net);
+            let client = this.client_for(&ctx.tenant, &ctx.policy.net, ctx.policy.limits.connect_timeout);
             let response = send(&client, request, &ctx).await?;
             if response
                 .extensions()
@@ -195,7 +198,14 @@ async fn send(
     let max_bytes = ctx.policy.limits.max_response_bytes;
     let (parts, body) = request.into_parts();
     let request = http::Request::from_parts(parts, Full::new(body));
-    let response = client.request(request).await.map_err(|e| {
+    let limits = &ctx.policy.limits;
+    // Phase by phase: the pool's connector holds the connect timeout; headers must arrive
+    // within the first-byte timeout (connecting included), and each piece of the body within
+    // the idle timeout of the last. The attempt's total is the timeout layer's.
+    let response = tokio::time::timeout(limits.first_byte_timeout, client.request(request))
+        .await
+        .map_err(|_| EgressError::Timeout(limits.first_byte_timeout))?;
+    let response = response.map_err(|e| {
         if let Some(refused) = forbidden_in(&e) {
             return EgressError::ForbiddenAddress {
                 destination: ctx
@@ -219,14 +229,32 @@ async fn send(
     })?;
     let (parts, body) = response.into_parts();
     let limit = usize::try_from(max_bytes).unwrap_or(usize::MAX);
-    let body = Limited::new(body, limit).collect().await.map_err(|e| {
-        if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
-            EgressError::BodyTooLarge(max_bytes)
-        } else {
-            EgressError::Connection(error_chain(e.as_ref()))
+    let mut body = Limited::new(body, limit);
+    let mut chunks: Vec<Bytes> = Vec::new();
+    loop {
+        let frame = tokio::time::timeout(limits.idle_timeout, body.frame())
+            .await
+            .map_err(|_| EgressError::Timeout(limits.idle_timeout))?;
+        match frame {
+            None => break,
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    chunks.push(data);
+                }
+            }
+            Some(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+                return Err(EgressError::BodyTooLarge(max_bytes));
+            }
+            Some(Err(e)) => return Err(EgressError::Connection(error_chain(e.as_ref()))),
         }
-    })?;
-    Ok(http::Response::from_parts(parts, body.to_bytes()))
+    }
+    // Most bodies arrive in one piece: handed on as they are, not copied.
+    let body = match chunks.len() {
+        0 => Bytes::new(),
+        1 => chunks.pop().expect("one chunk"),
+        _ => chunks.concat().into(),
+    };
+    Ok(http::Response::from_parts(parts, body))
 }
 
 /// An error and its sources in one line, e.g. `client error (Connect): tcp connect error: Connection refused`.

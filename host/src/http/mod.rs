@@ -31,7 +31,7 @@ pub use bounds::{
     MAX_ATTACHMENTS, MAX_BATCH_REQUESTS, MAX_REQUEST_BODY_BYTES, MAX_REQUEST_HEADER_BYTES, MAX_REQUEST_HEADERS,
     MAX_URL_BYTES,
 };
-pub use client::{CONNECT_TIMEOUT, POOL_IDLE_TIMEOUT, POOL_MAX_IDLE_PER_HOST, PooledClient};
+pub use client::{POOL_IDLE_TIMEOUT, POOL_MAX_IDLE_PER_HOST, PooledClient};
 pub use connect::{Resolve, StaticResolver, SystemResolver};
 pub use egress::{
     BucketCounters, CallStats, EgressContext, EgressError, EgressPolicy, EgressRequest, EgressResponse, RequestOptions,
