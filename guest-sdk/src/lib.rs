@@ -59,6 +59,7 @@ pub mod http;
 pub mod log;
 pub mod output;
 pub mod paginate;
+pub mod ratelimit;
 pub mod secrets;
 pub mod state;
 

@@ -10,4 +10,4 @@ wasmtime::component::bindgen!({
     with: { "apiary:plugin/http.batch": crate::http::StreamingBatch },
 });
 
-pub(crate) use apiary::plugin::{config, http, log, output, secrets, state, types};
+pub(crate) use apiary::plugin::{config, http, log, output, ratelimit, secrets, state, types};

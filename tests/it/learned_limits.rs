@@ -166,3 +166,53 @@ async fn every_declared_limit_applies_and_a_shared_credential_shares_the_quota()
     assert_eq!(server.received().len(), 4);
     assert!(clock.sleeps().is_empty(), "{:?}", clock.sleeps());
 }
+
+#[tokio::test]
+async fn a_plugin_reads_its_buckets_state_and_waits_for_capacity_in_turn() {
+    let server = TestServer::start(|_, i| {
+        if i == 0 {
+            respond(200, &[("ratelimit", "\"default\";r=0;t=4")], "spent")
+        } else {
+            respond(200, &[], "ok")
+        }
+    })
+    .await;
+    let (runtime, clock) = runtime_with_clock();
+    // Two a second, both at once at most.
+    let limit = "[[ratelimit]]\nbucket = \"127.0.0.1\"\nrate = 2\nper = \"1s\"\nburst = 2\n";
+    let plugin = with_token_and(&runtime, &server.url(), "planner", "planner-token-01", limit);
+    let state = json!({"bucket": "127.0.0.1", "secret": "tok"});
+    let (_, records) = run(&runtime, &plugin, "bucket", state.clone()).await;
+    assert_eq!(records, vec![json!({"remaining": 2, "wait_ms": 0})], "a fresh bucket");
+    // One request takes a slot, and its response announces a spent quota for 4 s.
+    run(&runtime, &plugin, "fetch", fetch_with_token(&server.url()))
+        .await
+        .0
+        .unwrap();
+    let (_, records) = run(&runtime, &plugin, "bucket", state.clone()).await;
+    assert_eq!(records, vec![json!({"remaining": 1, "wait_ms": 4000})]);
+    // Waiting longer than allowed waits nothing and says how long it would take.
+    let (_, records) = run(
+        &runtime,
+        &plugin,
+        "bucket",
+        json!({"bucket": "127.0.0.1", "secret": "tok", "wait_ms": 1000}),
+    )
+    .await;
+    assert_eq!(records[1], json!({"refused_ms": 4000}));
+    assert!(clock.sleeps().is_empty());
+    // Waiting within the limit waits out the pause, on the run's clock; then it admits.
+    let (_, records) = run(
+        &runtime,
+        &plugin,
+        "bucket",
+        json!({"bucket": "127.0.0.1", "secret": "tok", "wait_ms": 5000}),
+    )
+    .await;
+    assert_eq!(records[1], json!({"waited_ms": 4000}));
+    assert_eq!(records[2], json!({"remaining": 2, "wait_ms": 0}));
+    assert_eq!(clock.sleeps(), vec![Duration::from_secs(4)]);
+    // Without the token, the anonymous quota is untouched.
+    let (_, records) = run(&runtime, &plugin, "bucket", json!({"bucket": "127.0.0.1"})).await;
+    assert_eq!(records, vec![json!({"remaining": 2, "wait_ms": 0})]);
+}

@@ -33,6 +33,7 @@ use crate::http::{BucketCounters, Egress, EgressParts, EgressPolicy, HttpCtx, Ru
 use crate::log::LogCtx;
 use crate::manifest::{LoadedManifest, MAX_MEMORY_MIB};
 use crate::output::{OutputCtx, RecordSink};
+use crate::ratelimit::{RateLimitCtx, RateLimiter};
 use crate::secrets::{RunRedactor, SecretsCtx, SourceError};
 use crate::state::{MemoryStateStore, StateCtx, StateScope, StateStore};
 use crate::tenant::TenantId;
@@ -349,6 +350,7 @@ pub(crate) struct RunState {
     config: ConfigCtx,
     state: StateCtx,
     output: OutputCtx,
+    ratelimit: RateLimitCtx,
     /// Every secret the run holds, for scrubbing its failure text and stderr.
     redactor: Arc<RunRedactor>,
 }
@@ -396,6 +398,8 @@ pub struct Runtime {
     engine: Engine,
     linker: Linker<RunState>,
     egress: Egress,
+    /// The egress pipeline's buckets, read by the plugin's `ratelimit` interface.
+    limiter: Arc<RateLimiter>,
     admission: Admission,
     clock: Arc<dyn Clock>,
     state: Arc<dyn StateStore>,
@@ -420,7 +424,9 @@ impl Runtime {
         let engine = Engine::new(&engine_config(config.max_concurrent_runs)).map_err(|e| EngineError(e.to_string()))?;
         let linker = build_linker(&engine).map_err(|e| EngineError(e.to_string()))?;
         let clock = config.egress.clock.clone();
+        let limiter = config.egress.limiter.clone();
         Ok(Self {
+            limiter,
             _ticker: EpochTicker::start(engine.clone()),
             egress: Egress::new(config.egress),
             admission: Admission::new(
@@ -680,6 +686,13 @@ impl Runtime {
                 stats,
                 redactor: secrets.redactor.clone(),
             },
+            ratelimit: RateLimitCtx {
+                limiter: self.limiter.clone(),
+                clock: self.clock.clone(),
+                tenant: request.tenant.clone(),
+                policy: policy.clone(),
+                deadline: Some(self.clock.monotonic().saturating_add(deadline)),
+            },
             redactor: secrets.redactor,
         };
         let mut store = Store::new(&self.engine, state);
@@ -830,5 +843,6 @@ fn build_linker(engine: &Engine) -> wasmtime::Result<Linker<RunState>> {
     crate::config::add_to_linker(&mut linker, |s| &mut s.config)?;
     crate::state::add_to_linker(&mut linker, |s| &mut s.state)?;
     crate::output::add_to_linker(&mut linker, |s| &mut s.output)?;
+    crate::ratelimit::add_to_linker(&mut linker, |s| &mut s.ratelimit)?;
     Ok(linker)
 }

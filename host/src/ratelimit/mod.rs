@@ -9,7 +9,10 @@
 //! credential the request carried (two plugins granted one token share its pause), else the
 //! tenant and plugin; and the destination host.
 
+mod glue;
 mod learned;
+
+pub(crate) use glue::{RateLimitCtx, add_to_linker};
 
 pub use learned::{LearnedFrom, LearnedPause, MAX_LEARNED_PAUSE, is_rate_limited_403, learned_pause};
 
@@ -271,6 +274,20 @@ impl RateLimiter {
         result
     }
 
+    /// What `key`'s bucket admits at `now`, without booking: the requests it would take at
+    /// once, and the wait before it takes the next one.
+    pub fn peek(&self, key: &BucketKey, quota: &Quota, now: Duration) -> (u32, Duration) {
+        let buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let mut copy = buckets.get(key).copied().unwrap_or_default();
+        drop(buckets);
+        let decision = copy.check(quota, now, 1);
+        match decision.retry_after {
+            _ if !decision.limited => (decision.remaining + 1, Duration::ZERO),
+            Some(wait) => (0, wait),
+            None => (0, Duration::MAX),
+        }
+    }
+
     /// Pauses `key` until `until` (monotonic), unless it is already paused for longer.
     pub fn pause(&self, key: PauseKey, until: Duration) {
         let mut pauses = self.pauses.lock().unwrap_or_else(|e| e.into_inner());
@@ -307,6 +324,12 @@ impl RateLimitLayer {
     pub fn new(limiter: Arc<RateLimiter>, clock: Arc<dyn Clock>) -> Self {
         Self { limiter, clock }
     }
+}
+
+/// The key of a declared limit's bucket: its name and period, so a per-second and a per-hour
+/// limit on one bucket keep apart.
+fn bucket_name(rule: &RateLimitConfig) -> String {
+    format!("{}/{}", rule.bucket.to_ascii_lowercase(), rule.per.as_millis())
 }
 
 /// The buckets a request to `host` with the `bucket` option draws from: the host's, always
@@ -353,12 +376,7 @@ impl EgressLayer for RateLimitLayer {
                         .ratelimits
                         .iter()
                         .filter(move |r| r.bucket.eq_ignore_ascii_case(&bucket))
-                        .map(|rule| {
-                            (
-                                rule,
-                                format!("{}/{}", rule.bucket.to_ascii_lowercase(), rule.per.as_millis()),
-                            )
-                        })
+                        .map(|rule| (rule, bucket_name(rule)))
                 });
             for (rule, bucket) in rules {
                 let max_wait = deadline_left.map_or(rule.max_wait, |left| rule.max_wait.min(left));

@@ -142,6 +142,7 @@ impl Plugin for TestGuest {
             "wasi" => probe_wasi(apiary_sdk::parse_input(input)?),
             "leak" => leak(apiary_sdk::parse_input(input)?),
             "available" => available(apiary_sdk::parse_input(input)?),
+            "bucket" => bucket(apiary_sdk::parse_input(input)?),
             "attack" => attack(apiary_sdk::parse_input(input)?),
             "bench-loop" => bench_loop(apiary_sdk::parse_input(input)?),
             "bench-batch" => bench_batch(apiary_sdk::parse_input(input)?),
@@ -452,6 +453,31 @@ fn attack(input: AttackInput) -> Result<RunSummary, RunError> {
             output::emit(&json!({"stored": input.count}))?;
         }
         other => return Err(RunError::InvalidInput(format!("unknown attack `{other}`"))),
+    }
+    Ok(summary(0))
+}
+
+/// `{"bucket": "127.0.0.1", "secret": "tok", "wait_ms": 5000}`: emits the bucket's state, then
+/// (with `wait_ms`) waits for capacity and emits the outcome and the state after.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BucketInput {
+    bucket: String,
+    secret: Option<String>,
+    wait_ms: Option<u64>,
+}
+
+fn bucket(input: BucketInput) -> Result<RunSummary, RunError> {
+    let secret = input.secret.as_deref();
+    let describe = |state: apiary_sdk::ratelimit::BucketState| json!({ "remaining": state.remaining, "wait_ms": state.wait.as_millis() as u64 });
+    output::emit(&describe(apiary_sdk::ratelimit::state(&input.bucket, secret)))?;
+    if let Some(max) = input.wait_ms {
+        let waited = apiary_sdk::ratelimit::wait(&input.bucket, secret, Duration::from_millis(max));
+        output::emit(&match waited {
+            Ok(waited) => json!({ "waited_ms": waited.as_millis() as u64 }),
+            Err(needed) => json!({ "refused_ms": needed.as_millis() as u64 }),
+        })?;
+        output::emit(&describe(apiary_sdk::ratelimit::state(&input.bucket, secret)))?;
     }
     Ok(summary(0))
 }

@@ -1,0 +1,113 @@
+//! The plugin's `ratelimit` interface: a bucket's state, and waiting for capacity, read from
+//! the same buckets and learned pauses the egress pipeline uses.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::component::{HasSelf, Linker};
+
+use super::{BucketKey, CredentialId, PauseKey, PauseScope, Quota, RateLimiter, buckets_for};
+use crate::bindings::ratelimit as wit;
+use crate::clock::Clock;
+use crate::http::EgressPolicy;
+use crate::tenant::TenantId;
+
+/// One run's view of the rate-limit buckets.
+#[derive(Debug)]
+pub(crate) struct RateLimitCtx {
+    pub(crate) limiter: Arc<RateLimiter>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) tenant: TenantId,
+    pub(crate) policy: Arc<EgressPolicy>,
+    /// The run's deadline on the clock's monotonic scale.
+    pub(crate) deadline: Option<Duration>,
+}
+
+/// Links the `ratelimit` interface, reading each run's [`RateLimitCtx`] through `get`.
+pub(crate) fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> &mut RateLimitCtx,
+) -> wasmtime::Result<()> {
+    wit::add_to_linker::<T, HasSelf<RateLimitCtx>>(linker, get)
+}
+
+impl RateLimitCtx {
+    /// Whose quota requests carrying `secret` draw from: the credential's when the secret is
+    /// held and its source answers, else the run's own.
+    async fn scope(&self, secret: Option<&str>) -> PauseScope {
+        if let Some(held) = secret.and_then(|name| self.policy.secrets.get(name))
+            && let Ok(value) = held.value.get().await
+        {
+            use secrecy::ExposeSecret;
+            return PauseScope::Credential(CredentialId::of(value.expose_secret().as_bytes()));
+        }
+        PauseScope::Anonymous {
+            tenant: self.tenant.clone(),
+            plugin: self.policy.plugin.clone(),
+        }
+    }
+
+    /// What `bucket` admits at `now`: the fewest requests any of its declared limits admits,
+    /// and the longest wait among them and any learned pause.
+    fn state_at(&self, bucket: &str, scope: &PauseScope, now: Duration) -> (Option<u32>, Duration) {
+        let host = bucket.trim_end_matches('.').to_ascii_lowercase();
+        let mut wait = self.limiter.paused_for(
+            &PauseKey {
+                scope: scope.clone(),
+                host: host.clone(),
+            },
+            now,
+        );
+        let mut remaining: Option<u32> = None;
+        let rules = buckets_for(&host, None).into_iter().flat_map(|bucket| {
+            self.policy
+                .ratelimits
+                .iter()
+                .filter(move |r| r.bucket.eq_ignore_ascii_case(&bucket))
+        });
+        for rule in rules {
+            let key = BucketKey {
+                scope: scope.clone(),
+                bucket: super::bucket_name(rule),
+            };
+            let (admits, next) = self.limiter.peek(&key, &Quota::from(rule), now);
+            remaining = Some(remaining.map_or(admits, |r| r.min(admits)));
+            wait = wait.max(next);
+        }
+        (remaining, wait)
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl wit::Host for RateLimitCtx {
+    async fn state(&mut self, bucket: String, secret: Option<String>) -> wasmtime::Result<wit::BucketState> {
+        let scope = self.scope(secret.as_deref()).await;
+        let (remaining, wait) = self.state_at(&bucket, &scope, self.clock.monotonic());
+        Ok(wit::BucketState {
+            remaining,
+            wait_ms: millis(wait),
+        })
+    }
+
+    async fn wait(
+        &mut self,
+        bucket: String,
+        secret: Option<String>,
+        max_ms: u64,
+    ) -> wasmtime::Result<Result<u64, u64>> {
+        let scope = self.scope(secret.as_deref()).await;
+        let now = self.clock.monotonic();
+        let (_, wait) = self.state_at(&bucket, &scope, now);
+        let left = self.deadline.map_or(Duration::MAX, |d| d.saturating_sub(now));
+        if wait > Duration::from_millis(max_ms).min(left) {
+            return Ok(Err(millis(wait)));
+        }
+        if !wait.is_zero() {
+            self.clock.sleep(wait).await;
+        }
+        Ok(Ok(millis(wait)))
+    }
+}
