@@ -19,7 +19,8 @@
 //
 //   export const { describe, run } = exportPlugin(Weather);
 //
-// Everything dangerous or hard (the network, secrets, retries, rate limits, state) is the host's:
+// Everything dangerous or hard (the network, secrets, retries, rate limits, state) is the host's
+// (`ratelimit` only lets a plugin see a bucket's state, or wait for capacity):
 // this module only describes requests and maps the contract's types (wit/*.wit,
 // `apiary:plugin@0.2.0`) to JavaScript ones. The module's top level runs once, when the component
 // is built (componentize-js pre-initializes it), so it must not call the host; neither should a
@@ -35,6 +36,7 @@ import { log as wireLog } from "apiary:plugin/log@0.2.0";
 import { get as wireConfigGet, getAll as wireConfigGetAll } from "apiary:plugin/config@0.2.0";
 import { get as wireStateGet, put as wireStatePut } from "apiary:plugin/state@0.2.0";
 import { emit as wireEmit, emitMany as wireEmitMany } from "apiary:plugin/output@0.2.0";
+import { state as wireBucketState, wait as wireBucketWait } from "apiary:plugin/ratelimit@0.2.0";
 
 // ---------------------------------------------------------------------------------------------
 // Wire helpers
@@ -1008,6 +1010,78 @@ export const state = Object.freeze({
     if (text === undefined) throw new StateJsonError("the value has no JSON form");
     state.put(key, text);
   },
+});
+
+// ---------------------------------------------------------------------------------------------
+// ratelimit
+
+/** How long {@link ratelimit}`.wait` waits at most when not told: one minute, in milliseconds. */
+const DEFAULT_MAX_WAIT_MS = 60_000;
+
+/** A secret's name for the wire: `option<string>`. */
+function secretName(secret) {
+  return secret == null ? undefined : String(secret);
+}
+
+/**
+ * What a bucket admits now (the WIT `ratelimit.bucket-state`).
+ * @typedef {object} BucketState
+ * @property {number | undefined} remaining Requests it admits at once now, by its tightest
+ *   declared limit; `undefined` when the manifest and the operator declare no limit for it.
+ * @property {number} waitMs Milliseconds until it admits the next request: its declared limits
+ *   and any pause the API announced (`Retry-After`, `RateLimit`, `X-RateLimit-*`); 0 when it
+ *   admits one now.
+ */
+
+/**
+ * Rate-limit buckets as the host sees them: how many requests a bucket admits now, and waiting
+ * for capacity before sending a batch instead of sending into a limit. A bucket is a host such
+ * as `api.github.com`, or a bucket a request names ({@link RequestBuilder#bucket}); quotas are
+ * counted per credential, so name the secret the requests will carry:
+ *
+ * ```js
+ * const { remaining } = ratelimit.state("api.github.com", "github_token");
+ * if (remaining !== undefined && remaining < 10) ratelimit.wait("api.github.com", "github_token", 60_000);
+ * ```
+ *
+ * The host still applies every limit to each request; these calls only let a plugin plan.
+ */
+export const ratelimit = Object.freeze({
+  /**
+   * The state of `bucket` for requests carrying the secret named `secret`, if any.
+   * @param {string} bucket A host such as `api.github.com`, or a bucket a request names.
+   * @param {string} [secret] The name of the secret the requests will carry.
+   * @returns {BucketState}
+   */
+  state(bucket, secret) {
+    const wire = wireBucketState(String(bucket), secretName(secret));
+    return { remaining: wire.remaining ?? undefined, waitMs: u64(wire.waitMs) };
+  },
+  /**
+   * Waits until `bucket` admits a request for the secret named `secret`, at most `maxMs`
+   * milliseconds and never past the run's deadline. Waiting books nothing: the request itself
+   * still takes its slot, and requests (from every run) take slots in the order they reach the
+   * bucket, so capacity waited for may be taken by another request first.
+   * @param {string} bucket A host such as `api.github.com`, or a bucket a request names.
+   * @param {string} [secret] The name of the secret the requests will carry.
+   * @param {number} [maxMs=60000] The longest wait allowed, in milliseconds (`Infinity`: no
+   *   limit but the run's deadline).
+   * @returns {number} The milliseconds waited.
+   * @throws {RateLimitedError} when the wait needed is longer than `maxMs`; its `ms` is that
+   *   wait, and nothing was waited. Uncaught in `run`, it ends the run with the `http` case.
+   */
+  wait(bucket, secret, maxMs = DEFAULT_MAX_WAIT_MS) {
+    if (typeof maxMs !== "number" || Number.isNaN(maxMs) || maxMs < 0) {
+      throw new TypeError(`maxMs must be a number of milliseconds, not ${maxMs}`);
+    }
+    const limit = Number.isFinite(maxMs) ? BigInt(Math.min(Math.floor(maxMs), Number.MAX_SAFE_INTEGER)) : 18446744073709551615n;
+    try {
+      return u64(wireBucketWait(String(bucket), secretName(secret), limit));
+    } catch (thrown) {
+      throw new RateLimitedError(u64(payloadOf(thrown)));
+    }
+  },
+  DEFAULT_MAX_MS: DEFAULT_MAX_WAIT_MS,
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ Writing one takes four steps:
    already parsed from JSON. Export it with `WitWorld = apiary_sdk.export(MyPlugin)`.
 2. Read the input with `parse_input` and settings with `config`.
 3. Call APIs with `http` (secrets are attached by name, see `secrets`) and walk their pages with
-   `paginate`.
+   `paginate`; ask `ratelimit` what a bucket admits now, or wait for capacity.
 4. Send each record to `output.emit`; return a `RunSummary`. Raise `InvalidInput`,
    `UnknownOperation` or `Failed` to fail a run; an `http.Error` raised out of `run` fails it
    with `run-error.http`, any other exception with `run-error.failed` and its message.
@@ -50,7 +50,7 @@ import types as _pytypes
 import typing
 from typing import Any, List, Optional, Sequence, Tuple, Type, TypeVar, Union
 
-from . import _bindings, config, http, log, output, paginate, secrets, state
+from . import _bindings, config, http, log, output, paginate, ratelimit, secrets, state
 from ._bindings import HostUnavailable
 
 __all__ = [
@@ -71,6 +71,7 @@ __all__ = [
     "log",
     "output",
     "paginate",
+    "ratelimit",
     "secrets",
     "state",
 ]

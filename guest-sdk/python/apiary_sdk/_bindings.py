@@ -28,7 +28,7 @@ class _Missing:
 
 try:
     from componentize_py_types import Err
-    from wit_world.imports import config, http, log, output, secrets, state, types
+    from wit_world.imports import config, http, log, output, ratelimit, secrets, state, types
 
     IN_COMPONENT = True
     """True when running inside a component, with the host's imports available."""
@@ -47,6 +47,7 @@ except ImportError:  # plain CPython: no host
     http = _Missing("http")
     log = _Missing("log")
     output = _Missing("output")
+    ratelimit = _Missing("ratelimit")
     secrets = _Missing("secrets")
     state = _Missing("state")
     types = _Missing("types")

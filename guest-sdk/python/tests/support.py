@@ -3,7 +3,8 @@
 `FakeHost(test)` replaces the generated host functions (`wit_world.imports.http.send`, ...)
 for one test and restores them at its cleanup. It serves canned pages by URL, records every
 request as the host would receive it (a generated `http.Request`, checked for the shapes the
-generated code declares), and keeps emitted records, log lines, config, secrets and state.
+generated code declares), and keeps emitted records, log lines, config, secrets, state and
+rate-limit buckets.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from wit_world.imports import config as wit_config  # noqa: E402
 from wit_world.imports import http as wit_http  # noqa: E402
 from wit_world.imports import log as wit_log  # noqa: E402
 from wit_world.imports import output as wit_output  # noqa: E402
+from wit_world.imports import ratelimit as wit_ratelimit  # noqa: E402
 from wit_world.imports import secrets as wit_secrets  # noqa: E402
 from wit_world.imports import state as wit_state  # noqa: E402
 from wit_world.imports import types as wit_types  # noqa: E402
@@ -128,6 +130,10 @@ class FakeHost:
         self.secrets: set = set()
         self.state: Dict[str, str] = {}
         self.state_error: Any = None
+        self.buckets: Dict[Tuple[str, Optional[str]], Tuple[Optional[int], int]] = {}
+        """(bucket, secret) -> (remaining, wait_ms); any other bucket has no limit and no wait."""
+        self.ratelimit_calls: List[Tuple[Any, ...]] = []
+        """Every `ratelimit` call as ("state", bucket, secret) or ("wait", bucket, secret, max_ms)."""
         self.completion_order = reversed
         host = self
 
@@ -166,6 +172,8 @@ class FakeHost:
             (wit_secrets, "available", lambda name: name in self.secrets),
             (wit_state, "get", self._state_get),
             (wit_state, "put", self._state_put),
+            (wit_ratelimit, "state", self._ratelimit_state),
+            (wit_ratelimit, "wait", self._ratelimit_wait),
         ):
             patcher = mock.patch.object(module, name, fake)
             patcher.start()
@@ -244,6 +252,33 @@ class FakeHost:
         if self.state_error is not None:
             raise Err(self.state_error)
         self.state[key] = value
+
+
+    # --- rate limits ---------------------------------------------------------------------------
+
+    def bucket(self, bucket: str, secret: Optional[str] = None, *, remaining: Optional[int] = None,
+               wait_ms: int = 0) -> "FakeHost":
+        """Gives `bucket`, for requests carrying `secret`, this state."""
+        self.buckets[(bucket, secret)] = (remaining, wait_ms)
+        return self
+
+    def _ratelimit_args(self, bucket: Any, secret: Any) -> Tuple[Optional[int], int]:
+        assert isinstance(bucket, str), bucket
+        assert secret is None or isinstance(secret, str), secret
+        return self.buckets.get((bucket, secret), (None, 0))
+
+    def _ratelimit_state(self, bucket: str, secret: Optional[str]):
+        remaining, wait_ms = self._ratelimit_args(bucket, secret)
+        self.ratelimit_calls.append(("state", bucket, secret))
+        return wit_ratelimit.BucketState(remaining=remaining, wait_ms=wait_ms)
+
+    def _ratelimit_wait(self, bucket: str, secret: Optional[str], max_ms: int) -> int:
+        _, wait_ms = self._ratelimit_args(bucket, secret)
+        assert type(max_ms) is int and 0 <= max_ms < 1 << 64, max_ms  # a u64
+        self.ratelimit_calls.append(("wait", bucket, secret, max_ms))
+        if wait_ms > max_ms:
+            raise Err(wait_ms)
+        return wait_ms
 
 
 def outcomes(pages: Iterable[Any]) -> List[Tuple[str, str]]:

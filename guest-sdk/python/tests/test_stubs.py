@@ -121,7 +121,7 @@ class StubShapeTests(unittest.TestCase):
         modules = {name[:-3] for name in os.listdir(os.path.join(STUBS, "wit_world", "imports"))
                    if name.endswith(".py") and name != "__init__.py"}
         self.assertEqual(modules, set(self.interfaces))
-        self.assertEqual(modules, {"config", "http", "log", "output", "secrets", "state", "types"})
+        self.assertEqual(modules, {"config", "http", "log", "output", "ratelimit", "secrets", "state", "types"})
 
     def test_the_world_exports(self):
         self.assertEqual(self.exports, ["describe", "run"])
@@ -172,6 +172,8 @@ class StubShapeTests(unittest.TestCase):
         self.assertEqual(http["func"], ["send", "send_batch"])
         self.assertEqual(http["resource"], {"Batch": ["next", "__init__"]})
         self.assertEqual(self.interfaces["log"]["enum"], {"Level": ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"]})
+        self.assertEqual(self.interfaces["ratelimit"]["record"], {"BucketState": ["remaining", "wait_ms"]})
+        self.assertEqual(self.interfaces["ratelimit"]["func"], ["state", "wait"])
 
 
 def _componentize_py():
@@ -227,12 +229,13 @@ NO_HOST = r"""
 import json, sys
 sys.path.insert(0, sys.argv[1])
 import apiary_sdk
-from apiary_sdk import _bindings, config, http
+from apiary_sdk import _bindings, config, http, ratelimit
 from apiary_sdk.http import Response
 from apiary_sdk.paginate import LinkPages
 
 out = {"in_component": _bindings.IN_COMPONENT}
-for name, call in (("config", lambda: config.get("x")), ("send", lambda: http.get("https://a.example/").send())):
+for name, call in (("config", lambda: config.get("x")), ("send", lambda: http.get("https://a.example/").send()),
+                   ("ratelimit", lambda: ratelimit.wait("a.example"))):
     try:
         call()
         out[name] = None
@@ -257,6 +260,8 @@ class NoHostTests(unittest.TestCase):
                                         "built with componentize-py")
         self.assertIsNotNone(out["send"])
         self.assertIn("`http.", out["send"])
+        self.assertEqual(out["ratelimit"], "apiary_sdk: `ratelimit.wait` is a host import, only available inside a "
+                                           "component built with componentize-py")
         self.assertEqual(out["pages"], [[]])
         self.assertEqual(out["url"], "https://api.example.com/s?q=a+b")
 
