@@ -180,3 +180,17 @@ fn body_seen(record: &Value) -> Vec<u8> {
     let start = bytes.windows(2).position(|w| w == b"\n\n").expect("a blank line") + 2;
     bytes[start..].to_vec()
 }
+
+#[tokio::test]
+async fn a_body_that_drips_times_out_between_its_pieces() {
+    let Some(httpbin) = httpbin() else { return };
+    // Headers at once, then four bytes a second apart.
+    let url = format!("{}/drip?duration=4&numbytes=4&delay=0&code=200", httpbin.url());
+    let started = Instant::now();
+    let limits = "[limits]\nidle_timeout = \"500ms\"\n";
+    let (record, sleeps) = fetch(&httpbin, limits, json!({"url": url, "max_retries": 0})).await;
+    assert_eq!(record["error"], "timeout", "{record}");
+    assert_eq!(record["detail"], 500);
+    assert!(sleeps.is_empty(), "{sleeps:?}");
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+}

@@ -329,6 +329,16 @@ impl fmt::Display for RunReport {
             humantime::format_duration(Duration::from_millis(self.waited.as_millis() as u64)),
             humantime::format_duration(Duration::from_millis(self.duration.as_millis() as u64)),
         )?;
+        // What only an unusual run has: said when it happened.
+        for (count, what) in [
+            (self.learned_pauses, "rate-limit pauses learned from responses"),
+            (self.breaker_opens, "circuit breakers opened"),
+            (self.retries_denied, "retries the retry budget refused"),
+        ] {
+            if count > 0 {
+                write!(f, "; {what}: {count}")?;
+            }
+        }
         if let Some(message) = &self.message {
             write!(f, "; {message}")?;
         }
