@@ -19,8 +19,7 @@
 //
 //   export const { describe, run } = exportPlugin(Weather);
 //
-// Everything dangerous or hard (the network, secrets, retries, rate limits, state) is the host's
-// (`ratelimit` only lets a plugin see a bucket's state, or wait for capacity):
+// Everything dangerous or hard (the network, secrets, retries, rate limits, state) is the host's:
 // this module only describes requests and maps the contract's types (wit/*.wit,
 // `apiary:plugin@0.2.0`) to JavaScript ones. The module's top level runs once, when the component
 // is built (componentize-js pre-initializes it), so it must not call the host; neither should a
@@ -1074,7 +1073,8 @@ export const ratelimit = Object.freeze({
     if (typeof maxMs !== "number" || Number.isNaN(maxMs) || maxMs < 0) {
       throw new TypeError(`maxMs must be a number of milliseconds, not ${maxMs}`);
     }
-    const limit = Number.isFinite(maxMs) ? BigInt(Math.min(Math.floor(maxMs), Number.MAX_SAFE_INTEGER)) : 18446744073709551615n;
+    const U64_MAX = 18446744073709551615n;
+    const limit = Number.isFinite(maxMs) && maxMs < 2 ** 64 ? BigInt(Math.floor(maxMs)) : U64_MAX;
     try {
       return u64(wireBucketWait(String(bucket), secretName(secret), limit));
     } catch (thrown) {

@@ -17,6 +17,7 @@ const NAMES = {
   config: ["get", "getAll"],
   state: ["get", "put"],
   output: ["emit", "emitMany"],
+  ratelimit: ["state", "wait"],
 };
 export async function load(url, context, next) {
   if (!url.startsWith("apiary-wire:")) return next(url, context);
@@ -47,4 +48,5 @@ globalThis.apiaryWire = {
   config: { get: () => undefined, getAll: () => [] },
   state: { get: () => undefined, put: () => {} },
   output: { emit: () => {}, emitMany: () => {} },
+  ratelimit: { state: () => ({ remaining: undefined, waitMs: 0n }), wait: () => 0n },
 };
