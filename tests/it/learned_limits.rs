@@ -216,3 +216,26 @@ async fn a_plugin_reads_its_buckets_state_and_waits_for_capacity_in_turn() {
     let (_, records) = run(&runtime, &plugin, "bucket", json!({"bucket": "127.0.0.1"})).await;
     assert_eq!(records, vec![json!({"remaining": 2, "wait_ms": 0})]);
 }
+
+#[tokio::test]
+async fn a_quota_announced_in_ratelimit_policy_holds_later_requests_like_a_declared_one() {
+    // Two requests per ten seconds, announced on every response.
+    let server = TestServer::start(|_, _| respond(200, &[("ratelimit-policy", "\"burst\";q=2;w=10")], "ok")).await;
+    let (runtime, clock) = runtime_with_clock();
+    let plugin = test_guest(&runtime, &grant(&server.url(), ""));
+    for _ in 0..2 {
+        let (_, records) = run(&runtime, &plugin, "fetch", json!({"url": server.url()})).await;
+        assert_eq!(records[0]["status"], 200);
+    }
+    assert!(
+        clock.sleeps().is_empty(),
+        "the first response taught the quota; two fit in it"
+    );
+    let (_, records) = run(&runtime, &plugin, "fetch", json!({"url": server.url()})).await;
+    assert_eq!(records[0]["status"], 200);
+    assert_eq!(
+        clock.sleeps(),
+        vec![Duration::from_secs(5)],
+        "the third waits for its slot"
+    );
+}

@@ -51,14 +51,21 @@ impl RateLimitCtx {
     /// and the longest wait among them and any learned pause.
     fn state_at(&self, bucket: &str, scope: &PauseScope, now: Duration) -> (Option<u32>, Duration) {
         let host = bucket.trim_end_matches('.').to_ascii_lowercase();
-        let mut wait = self.limiter.paused_for(
-            &PauseKey {
-                scope: scope.clone(),
-                host: host.clone(),
-            },
-            now,
-        );
+        let pause_key = PauseKey {
+            scope: scope.clone(),
+            host: host.clone(),
+        };
+        let mut wait = self.limiter.paused_for(&pause_key, now);
         let mut remaining: Option<u32> = None;
+        for (name, quota) in self.limiter.learned_quotas(&pause_key) {
+            let key = BucketKey {
+                scope: scope.clone(),
+                bucket: format!("{host}#{name}"),
+            };
+            let (admits, next) = self.limiter.peek(&key, &quota, now);
+            remaining = Some(remaining.map_or(admits, |r| r.min(admits)));
+            wait = wait.max(next);
+        }
         let rules = buckets_for(&host, None).into_iter().flat_map(|bucket| {
             self.policy
                 .ratelimits

@@ -9,6 +9,10 @@
 //! 4. GitHub-style `X-RateLimit-Remaining: 0` with `X-RateLimit-Reset` in epoch seconds: pause
 //!    until a second after the reset.
 //!
+//! Besides pauses, the IETF `RateLimit-Policy` field announces quotas (`"name";q=100;w=60`:
+//! a hundred requests a minute): [`learned_quotas`] reads them, and the rate-limit layer holds
+//! every later request to them as it holds declared limits.
+//!
 //! Malformed fields are ignored, never guessed at. A reset that looks like epoch milliseconds
 //! is read as such; one in the past gives no pause. A `401` is an authentication failure, not a
 //! rate limit, whatever its headers say.
@@ -97,6 +101,67 @@ pub fn learned_pause(status: StatusCode, headers: &HeaderMap, now: SystemTime) -
         return Some(pause(wait, LearnedFrom::XRateLimit));
     }
     None
+}
+
+/// A quota a server announced in `RateLimit-Policy`: `quota` requests per `window`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LearnedQuota {
+    /// The policy's name.
+    pub name: String,
+    /// Requests allowed per window.
+    pub quota: u32,
+    /// The window.
+    pub window: Duration,
+}
+
+/// The request quotas `RateLimit-Policy` announces (every line, every member). A member needs
+/// a string name, `q` and `w` (positive integers); one counting something other than
+/// requests (`qu="content-bytes"`, `"concurrent-requests"`) is not a request rate and is left
+/// out, as is any malformed member.
+///
+/// ```
+/// use apiary_host::learned_quotas;
+/// use http::HeaderMap;
+/// use std::time::Duration;
+///
+/// let mut headers = HeaderMap::new();
+/// headers.insert("ratelimit-policy", "\"burst\";q=100;w=60,\"daily\";q=1000;w=86400".parse().unwrap());
+/// let quotas = learned_quotas(&headers);
+/// assert_eq!((quotas[0].quota, quotas[0].window), (100, Duration::from_secs(60)));
+/// assert_eq!(quotas[1].name, "daily");
+/// ```
+pub fn learned_quotas(headers: &HeaderMap) -> Vec<LearnedQuota> {
+    let mut quotas = Vec::new();
+    for value in headers.get_all("ratelimit-policy") {
+        let Ok(value) = value.to_str() else { continue };
+        for member in split_list(value) {
+            if let Some(quota) = parse_policy(member) {
+                quotas.push(quota);
+            }
+        }
+    }
+    quotas
+}
+
+fn parse_policy(member: &str) -> Option<LearnedQuota> {
+    let rest = member.strip_prefix('"')?;
+    let end = rest.find('"')?;
+    let name = rest[..end].to_string();
+    let (mut quota, mut window) = (None, None);
+    for param in rest[end + 1..].split(';').skip(1) {
+        let (key, value) = param.trim().split_once('=')?;
+        match key {
+            "q" => quota = Some(value.parse::<u32>().ok().filter(|q| *q > 0)?),
+            "w" => window = Some(value.parse::<u64>().ok().filter(|w| *w > 0)?),
+            "qu" if value != "\"requests\"" => return None,
+            _ => {}
+        }
+    }
+    Some(LearnedQuota {
+        name,
+        quota: quota?,
+        window: Duration::from_secs(window?).min(MAX_LEARNED_PAUSE),
+    })
 }
 
 /// Whether a `403` is a rate limit (GitHub's secondary limits, and primary ones with no quota
@@ -261,6 +326,41 @@ mod tests {
             }
             assert_eq!(wait(200, &pairs, now), None, "{example:?}");
         }
+    }
+
+    #[test]
+    fn policy_vectors_give_quotas_and_malformed_ones_none() {
+        let table: toml::Table = VECTORS.parse().unwrap();
+        let first = table["examples"].as_array().unwrap()[0].as_table().unwrap();
+        let quotas = learned_quotas(&headers(&[("ratelimit-policy", first["policy"].as_str().unwrap())]));
+        assert_eq!(
+            quotas,
+            vec![
+                LearnedQuota {
+                    name: "burst".into(),
+                    quota: 100,
+                    window: Duration::from_secs(60)
+                },
+                LearnedQuota {
+                    name: "daily".into(),
+                    quota: 1000,
+                    window: Duration::from_secs(86400)
+                },
+            ]
+        );
+        for example in table["malformed_must_be_ignored"].as_array().unwrap() {
+            let policy = example["policy"].as_str().unwrap();
+            assert_eq!(
+                learned_quotas(&headers(&[("ratelimit-policy", policy)])),
+                vec![],
+                "{policy}"
+            );
+        }
+        let bytes = headers(&[(
+            "ratelimit-policy",
+            "\"b\";q=1000;w=1;qu=\"content-bytes\", \"r\";q=5;w=1",
+        )]);
+        assert_eq!(learned_quotas(&bytes).len(), 1, "a byte quota is not a request rate");
     }
 
     #[test]

@@ -14,7 +14,9 @@ mod learned;
 
 pub(crate) use glue::{RateLimitCtx, add_to_linker};
 
-pub use learned::{LearnedFrom, LearnedPause, MAX_LEARNED_PAUSE, is_rate_limited_403, learned_pause};
+pub use learned::{
+    LearnedFrom, LearnedPause, LearnedQuota, MAX_LEARNED_PAUSE, is_rate_limited_403, learned_pause, learned_quotas,
+};
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -247,6 +249,8 @@ pub struct RateLimiter {
     buckets: Mutex<HashMap<BucketKey, Gcra>>,
     /// Until when (on the clock's monotonic scale) each paused bucket is paused.
     pauses: Mutex<HashMap<PauseKey, Duration>>,
+    /// The quotas each server last announced (`RateLimit-Policy`), by name.
+    quotas: Mutex<HashMap<PauseKey, Vec<(String, Quota)>>>,
 }
 
 impl RateLimiter {
@@ -286,6 +290,32 @@ impl RateLimiter {
             Some(wait) => (0, wait),
             None => (0, Duration::MAX),
         }
+    }
+
+    /// Holds requests under `key` to the quotas a server announced, replacing the ones it
+    /// announced before; returns those that are new (the caller books the request that
+    /// taught them, which the server counted).
+    pub fn learn_quotas(&self, key: &PauseKey, quotas: &[LearnedQuota]) -> Vec<(String, Quota)> {
+        let learned: Vec<(String, Quota)> = quotas
+            .iter()
+            .filter_map(|q| {
+                let rate = NonZeroU32::new(q.quota)?;
+                Some((q.name.clone(), Quota::new(rate, q.window, rate)))
+            })
+            .collect();
+        let mut all = self.quotas.lock().unwrap_or_else(|e| e.into_inner());
+        let known = all.get(key).cloned().unwrap_or_default();
+        let new = learned.iter().filter(|q| !known.contains(q)).cloned().collect();
+        if known != learned {
+            all.insert(key.clone(), learned);
+        }
+        new
+    }
+
+    /// The quotas learned for `key`.
+    pub fn learned_quotas(&self, key: &PauseKey) -> Vec<(String, Quota)> {
+        let all = self.quotas.lock().unwrap_or_else(|e| e.into_inner());
+        all.get(key).cloned().unwrap_or_default()
     }
 
     /// Pauses `key` until `until` (monotonic), unless it is already paused for longer.
@@ -378,6 +408,19 @@ impl EgressLayer for RateLimitLayer {
                         .filter(move |r| r.bucket.eq_ignore_ascii_case(&bucket))
                         .map(|rule| (rule, bucket_name(rule)))
                 });
+            // Quotas the server announced hold like declared ones.
+            for (name, quota) in self.limiter.learned_quotas(&pause_key) {
+                let max_wait = deadline_left.map_or(DEFAULT_MAX_WAIT, |left| DEFAULT_MAX_WAIT.min(left));
+                let key = BucketKey {
+                    scope: pause_key.scope.clone(),
+                    bucket: format!("{}#{name}", pause_key.host),
+                };
+                let booked = self
+                    .limiter
+                    .reserve(&key, &quota, now, max_wait)
+                    .map_err(EgressError::RateLimited)?;
+                wait = wait.max(booked);
+            }
             for (rule, bucket) in rules {
                 let max_wait = deadline_left.map_or(rule.max_wait, |left| rule.max_wait.min(left));
                 let key = BucketKey {
@@ -402,6 +445,17 @@ impl EgressLayer for RateLimitLayer {
             let response = next.oneshot(request).await?;
             if response.status() == http::StatusCode::TOO_MANY_REQUESTS {
                 ctx.stats.bucket(ctx.host(), |b| b.rate_limited += 1);
+            }
+            let quotas = learned_quotas(response.headers());
+            if !quotas.is_empty() {
+                for (name, quota) in self.limiter.learn_quotas(&pause_key, &quotas) {
+                    let key = BucketKey {
+                        scope: pause_key.scope.clone(),
+                        bucket: format!("{}#{name}", pause_key.host),
+                    };
+                    // The request that taught the quota counted against it.
+                    let _ = self.limiter.reserve(&key, &quota, now, Duration::MAX);
+                }
             }
             if let Some(pause) = learned_pause(response.status(), response.headers(), self.clock.now()) {
                 self.limiter
