@@ -70,8 +70,7 @@ impl WasiHttpHooks for HttpCtx {
         let ctx = self.context(None, Vec::new(), options, call);
         let egress = self.egress.clone();
         Box::new(async move {
-            let request = buffer(request).await?;
-            let mut request = request;
+            let mut request = buffer(request).await?;
             ctx.attach_to(&mut request);
             send(egress, request).await
         })
