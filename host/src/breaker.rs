@@ -2,7 +2,7 @@
 //! of retrying into an outage, then let one probe through to see whether it is back.
 //!
 //! [`CircuitBreaker`] is the pure state machine (closed → open → half-open → closed), driven
-//! by the caller's clock reading; [`Breakers`] holds one per tenant and destination, shared by
+//! by the caller's clock reading; [`Breakers`] holds one per tenant and destination host, shared by
 //! every run; [`BreakerLayer`] is the egress layer that consults it before each attempt and
 //! reports each attempt's outcome. A tenant's failures open only its own breakers: one tenant
 //! cannot cut another off from an API.
@@ -153,10 +153,11 @@ impl CircuitBreaker {
     }
 }
 
-/// Every breaker of the process, by tenant and destination (`scheme://host:port`).
+/// Every breaker of the process, by tenant and destination host.
 #[derive(Debug, Default)]
 pub struct Breakers {
-    breakers: Mutex<HashMap<(TenantId, String), CircuitBreaker>>,
+    // By tenant, then host: both looked up by reference, so a request allocates nothing.
+    breakers: Mutex<HashMap<TenantId, HashMap<String, CircuitBreaker>>>,
 }
 
 impl Breakers {
@@ -165,9 +166,16 @@ impl Breakers {
         Self::default()
     }
 
-    fn with<R>(&self, key: (TenantId, String), f: impl FnOnce(&mut CircuitBreaker) -> R) -> R {
+    fn with<R>(&self, tenant: &TenantId, host: &str, f: impl FnOnce(&mut CircuitBreaker) -> R) -> R {
         let mut breakers = self.breakers.lock().unwrap_or_else(|e| e.into_inner());
-        f(breakers.entry(key).or_default())
+        if !breakers.contains_key(tenant) {
+            breakers.insert(tenant.clone(), HashMap::new());
+        }
+        let of_tenant = breakers.get_mut(tenant).expect("inserted above");
+        match of_tenant.get_mut(host) {
+            Some(breaker) => f(breaker),
+            None => f(of_tenant.entry(host.to_string()).or_default()),
+        }
     }
 }
 
@@ -206,28 +214,30 @@ impl EgressLayer for BreakerLayer {
             let Some(url) = ctx.url.as_ref() else {
                 return next.oneshot(request).await;
             };
-            let key = (ctx.tenant.clone(), destination(url));
-            let admission = self.breakers.with(key.clone(), |b| b.admit(self.clock.monotonic()));
+            let host = ctx.host();
+            let admission = self
+                .breakers
+                .with(&ctx.tenant, host, |b| b.admit(self.clock.monotonic()));
             if let Admission::Refused(retry_in) = admission {
                 return Err(EgressError::CircuitOpen {
-                    destination: key.1,
+                    destination: destination(url),
                     retry_in,
                 });
             }
             if admission == Admission::Probe {
-                log_change(&ctx, &key.1, BreakerState::HalfOpen);
+                log_change(&ctx, &destination(url), BreakerState::HalfOpen);
             }
             let result = next.oneshot(request).await;
             let now = self.clock.monotonic();
             let moved = self
                 .breakers
-                .with(key.clone(), |b| b.record(!failed(&result), now, &config));
+                .with(&ctx.tenant, host, |b| b.record(!failed(&result), now, &config));
             if let Some(state) = moved {
                 if matches!(state, BreakerState::Open { .. }) {
                     RunStats::add(&ctx.stats.breaker_opens, 1);
-                    ctx.stats.bucket(ctx.host(), |b| b.breaker_opens += 1);
+                    ctx.stats.bucket(host, |b| b.breaker_opens += 1);
                 }
-                log_change(&ctx, &key.1, state);
+                log_change(&ctx, &destination(url), state);
             }
             result
         })

@@ -251,6 +251,8 @@ pub struct RateLimiter {
     pauses: Mutex<HashMap<PauseKey, Duration>>,
     /// The quotas each server last announced (`RateLimit-Policy`), by name.
     quotas: Mutex<HashMap<PauseKey, Vec<(String, Quota)>>>,
+    /// Whether any pause or quota was ever learned: until then, requests skip both locks.
+    learned_any: std::sync::atomic::AtomicBool,
 }
 
 impl RateLimiter {
@@ -303,6 +305,7 @@ impl RateLimiter {
                 Some((q.name.clone(), Quota::new(rate, q.window, rate)))
             })
             .collect();
+        self.learned_any.store(true, std::sync::atomic::Ordering::Relaxed);
         let mut all = self.quotas.lock().unwrap_or_else(|e| e.into_inner());
         let known = all.get(key).cloned().unwrap_or_default();
         let new = learned.iter().filter(|q| !known.contains(q)).cloned().collect();
@@ -314,12 +317,16 @@ impl RateLimiter {
 
     /// The quotas learned for `key`.
     pub fn learned_quotas(&self, key: &PauseKey) -> Vec<(String, Quota)> {
+        if !self.learned_any.load(std::sync::atomic::Ordering::Relaxed) {
+            return Vec::new();
+        }
         let all = self.quotas.lock().unwrap_or_else(|e| e.into_inner());
         all.get(key).cloned().unwrap_or_default()
     }
 
     /// Pauses `key` until `until` (monotonic), unless it is already paused for longer.
     pub fn pause(&self, key: PauseKey, until: Duration) {
+        self.learned_any.store(true, std::sync::atomic::Ordering::Relaxed);
         let mut pauses = self.pauses.lock().unwrap_or_else(|e| e.into_inner());
         let entry = pauses.entry(key).or_insert(until);
         *entry = (*entry).max(until);
@@ -328,6 +335,9 @@ impl RateLimiter {
     /// How long `key` stays paused after `now`; zero when it is not (an expired pause is
     /// forgotten).
     pub fn paused_for(&self, key: &PauseKey, now: Duration) -> Duration {
+        if !self.learned_any.load(std::sync::atomic::Ordering::Relaxed) {
+            return Duration::ZERO;
+        }
         let mut pauses = self.pauses.lock().unwrap_or_else(|e| e.into_inner());
         match pauses.get(key) {
             Some(until) if *until > now => *until - now,

@@ -104,10 +104,11 @@ impl RetryBudget {
     }
 }
 
-/// Every retry budget of the process, by tenant and destination (`scheme://host:port`).
+/// Every retry budget of the process, by tenant and destination host.
 #[derive(Debug, Default)]
 pub struct RetryBudgets {
-    budgets: Mutex<HashMap<(TenantId, String), RetryBudget>>,
+    // By tenant, then host: both looked up by reference, so a request allocates nothing.
+    budgets: Mutex<HashMap<TenantId, HashMap<String, RetryBudget>>>,
 }
 
 impl RetryBudgets {
@@ -128,7 +129,14 @@ impl RetryBudgets {
 
     fn with<R>(&self, tenant: &TenantId, destination: &str, f: impl FnOnce(&mut RetryBudget) -> R) -> R {
         let mut budgets = self.budgets.lock().unwrap_or_else(|e| e.into_inner());
-        f(budgets.entry((tenant.clone(), destination.to_string())).or_default())
+        if !budgets.contains_key(tenant) {
+            budgets.insert(tenant.clone(), HashMap::new());
+        }
+        let of_tenant = budgets.get_mut(tenant).expect("inserted above");
+        match of_tenant.get_mut(destination) {
+            Some(budget) => f(budget),
+            None => f(of_tenant.entry(destination.to_string()).or_default()),
+        }
     }
 }
 
@@ -190,9 +198,9 @@ mod tests {
         };
         let budgets = RetryBudgets::new();
         let (a, b) = (TenantId::new("a"), TenantId::new("b"));
-        assert!(budgets.withdraw(&a, "https://x:443", SECOND, &config));
-        assert!(!budgets.withdraw(&a, "https://x:443", SECOND, &config));
-        assert!(budgets.withdraw(&b, "https://x:443", SECOND, &config));
-        assert!(budgets.withdraw(&a, "https://y:443", SECOND, &config));
+        assert!(budgets.withdraw(&a, "api.x.example", SECOND, &config));
+        assert!(!budgets.withdraw(&a, "api.x.example", SECOND, &config));
+        assert!(budgets.withdraw(&b, "api.x.example", SECOND, &config));
+        assert!(budgets.withdraw(&a, "api.y.example", SECOND, &config));
     }
 }

@@ -343,8 +343,8 @@ impl EgressLayer for RetryLayer {
                 policy = policy.narrowed_to(max);
             }
             let idempotent = ctx.idempotent(request.method());
-            let destination = ctx.url.as_ref().map(crate::http::destination).unwrap_or_default();
-            self.budgets.deposit(&ctx.tenant, &destination, self.clock.monotonic());
+            let destination = ctx.host();
+            self.budgets.deposit(&ctx.tenant, destination, self.clock.monotonic());
             let mut attempt = 1;
             loop {
                 let result = next.clone().oneshot(clone_request(&request)).await;
@@ -377,9 +377,9 @@ impl EgressLayer for RetryLayer {
                     }
                     return give_up(attempt, result);
                 }
-                let budgeted =
-                    self.budgets
-                        .withdraw(&ctx.tenant, &destination, self.clock.monotonic(), policy.budget());
+                let budgeted = self
+                    .budgets
+                    .withdraw(&ctx.tenant, destination, self.clock.monotonic(), policy.budget());
                 if !budgeted {
                     RunStats::add(&ctx.stats.retries_denied, 1);
                     tracing::warn!(
