@@ -18,6 +18,7 @@ use crate::clock::Clock;
 use crate::http::{
     EgressContext, EgressError, EgressFuture, EgressLayer, EgressRequest, EgressService, RunStats, destination,
 };
+use crate::ratelimit::MAX_TRACKED;
 use crate::tenant::TenantId;
 
 /// Consecutive failed attempts that open a breaker, unless the manifest says otherwise.
@@ -172,10 +173,24 @@ impl Breakers {
             breakers.insert(tenant.clone(), HashMap::new());
         }
         let of_tenant = breakers.get_mut(tenant).expect("inserted above");
-        match of_tenant.get_mut(host) {
-            Some(breaker) => f(breaker),
-            None => f(of_tenant.entry(host.to_string()).or_default()),
+        if let Some(breaker) = of_tenant.get_mut(host) {
+            return f(breaker);
         }
+        // A closed breaker with no failures holds nothing: it is not stored, and such entries
+        // are dropped when the map is full; when there is still no room, the destination goes
+        // untracked (its breaker stays closed) rather than growing the map.
+        let mut fresh = CircuitBreaker::default();
+        let result = f(&mut fresh);
+        let empty = BreakerState::Closed { failures: 0 };
+        if fresh.state != empty {
+            if of_tenant.len() >= MAX_TRACKED {
+                of_tenant.retain(|_, b| b.state != empty);
+            }
+            if of_tenant.len() < MAX_TRACKED {
+                of_tenant.insert(host.to_string(), fresh);
+            }
+        }
+        result
     }
 }
 
@@ -313,6 +328,29 @@ mod tests {
             Some(BreakerState::Closed { failures: 0 })
         );
         assert_eq!(breaker.admit(later + 30 * SECOND), Admission::Allowed);
+    }
+
+    /// A plugin granted a wildcard host must not grow the host's memory one host at a time.
+    #[test]
+    fn breakers_of_healthy_hosts_are_not_kept_and_failing_ones_are_bounded() {
+        let breakers = Breakers::new();
+        let tenant = TenantId::new("t");
+        let config = config(3);
+        for i in 0..1000 {
+            breakers.with(&tenant, &format!("h{i}.example"), |b| b.record(true, SECOND, &config));
+        }
+        let count = |b: &Breakers| b.breakers.lock().unwrap().get(&tenant).map_or(0, HashMap::len);
+        assert_eq!(count(&breakers), 0, "a closed breaker with no failures is not stored");
+        for i in 0..MAX_TRACKED + 10 {
+            breakers.with(&tenant, &format!("h{i}.example"), |b| b.record(false, SECOND, &config));
+        }
+        assert_eq!(count(&breakers), MAX_TRACKED);
+        // A host that was tracked still counts its failures.
+        breakers.with(&tenant, "h0.example", |b| b.record(false, SECOND, &config));
+        assert_eq!(
+            breakers.with(&tenant, "h0.example", |b| b.state()),
+            BreakerState::Closed { failures: 2 }
+        );
     }
 
     #[test]

@@ -97,8 +97,8 @@ pub use operator::{OPERATOR_FILE_VAR, OperatorConfig, PluginInstall, SecretSourc
 pub use output::{MAX_RECORD_BYTES, MAX_RECORDS_PER_CALL, MemorySink, NdjsonSink, RecordSink};
 pub use ratelimit::{
     BucketKey, CredentialId, DEFAULT_MAX_WAIT, Gcra, LearnedFrom, LearnedPause, LearnedQuota, MAX_LEARNED_PAUSE,
-    MAX_RATE_PERIOD, MAX_RATE_WAIT, PauseKey, PauseScope, Quota, RateDecision, RateLimitConfig, RateLimitLayer,
-    RateLimiter, is_rate_limited_403, learned_pause, learned_quotas,
+    MAX_RATE_PERIOD, MAX_RATE_WAIT, MAX_TRACKED, PauseKey, PauseScope, Quota, RateDecision, RateLimitConfig,
+    RateLimitLayer, RateLimiter, is_rate_limited_403, learned_pause, learned_quotas,
 };
 pub use retry::{
     AttemptOutcome, BUDGET_WINDOW, BudgetConfig, DEFAULT_BASE_DELAY, DEFAULT_BUDGET_MIN_RETRIES, DEFAULT_BUDGET_RATIO,

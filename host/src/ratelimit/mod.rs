@@ -192,6 +192,13 @@ fn remaining(quota: &Quota, booked_ahead: Duration) -> u32 {
     (free.as_nanos() / quota.emission_interval.as_nanos().max(1)) as u32
 }
 
+/// Most entries each of the host's shared maps keeps (rate-limit buckets, learned pauses and
+/// quotas, circuit breakers, retry budgets). A plugin granted a wildcard host could otherwise
+/// grow them without bound, one destination at a time. Past it, entries that hold nothing
+/// (an idle bucket, an expired pause, a closed breaker, an empty window) are dropped; when
+/// none does, a new destination goes untracked rather than growing the map.
+pub const MAX_TRACKED: usize = 65_536;
+
 /// Which bucket a request draws from: the quota of the credential it carries, which every
 /// plugin and tenant sending that credential shares (the API counts by key); without one,
 /// the tenant's and plugin's own.
@@ -276,7 +283,13 @@ impl RateLimiter {
         }
         let mut bucket = Gcra::default();
         let result = bucket.reserve(quota, now, max_wait);
-        buckets.insert(key.clone(), bucket);
+        if buckets.len() >= MAX_TRACKED {
+            // A bucket whose arrival time has passed is full again: the same as no entry.
+            buckets.retain(|_, bucket| bucket.tat.is_some_and(|tat| tat > now));
+        }
+        if buckets.len() < MAX_TRACKED {
+            buckets.insert(key.clone(), bucket);
+        }
         result
     }
 
@@ -307,6 +320,9 @@ impl RateLimiter {
             .collect();
         self.learned_any.store(true, std::sync::atomic::Ordering::Relaxed);
         let mut all = self.quotas.lock().unwrap_or_else(|e| e.into_inner());
+        if all.len() >= MAX_TRACKED && !all.contains_key(key) {
+            return Vec::new();
+        }
         let known = all.get(key).cloned().unwrap_or_default();
         let new = learned.iter().filter(|q| !known.contains(q)).cloned().collect();
         if known != learned {
@@ -324,10 +340,17 @@ impl RateLimiter {
         all.get(key).cloned().unwrap_or_default()
     }
 
-    /// Pauses `key` until `until` (monotonic), unless it is already paused for longer.
-    pub fn pause(&self, key: PauseKey, until: Duration) {
+    /// Pauses `key` until `until` (monotonic; `now` is the time on the same scale), unless it
+    /// is already paused for longer.
+    pub fn pause(&self, key: PauseKey, until: Duration, now: Duration) {
         self.learned_any.store(true, std::sync::atomic::Ordering::Relaxed);
         let mut pauses = self.pauses.lock().unwrap_or_else(|e| e.into_inner());
+        if pauses.len() >= MAX_TRACKED && !pauses.contains_key(&key) {
+            pauses.retain(|_, until| *until > now);
+            if pauses.len() >= MAX_TRACKED {
+                return;
+            }
+        }
         let entry = pauses.entry(key).or_insert(until);
         *entry = (*entry).max(until);
     }
@@ -468,8 +491,8 @@ impl EgressLayer for RateLimitLayer {
                 }
             }
             if let Some(pause) = learned_pause(response.status(), response.headers(), self.clock.now()) {
-                self.limiter
-                    .pause(pause_key.clone(), self.clock.monotonic() + pause.wait);
+                let now = self.clock.monotonic();
+                self.limiter.pause(pause_key.clone(), now + pause.wait, now);
                 RunStats::add(&ctx.stats.learned_pauses, 1);
                 tracing::info!(
                     target: "apiary::egress",
@@ -591,6 +614,46 @@ mod tests {
             ..key
         };
         assert_eq!(limiter.reserve(&other, &quota, secs(1.0), max), Ok(secs(0.0)));
+    }
+
+    #[test]
+    fn the_buckets_are_bounded_and_idle_ones_make_room() {
+        let quota = Quota::new(nz(1), Duration::from_secs(1), nz(1));
+        let limiter = RateLimiter::new();
+        let key = |i: usize| BucketKey {
+            scope: PauseScope::Anonymous {
+                tenant: TenantId::default(),
+                plugin: "p".into(),
+            },
+            bucket: format!("h{i}"),
+        };
+        for i in 0..MAX_TRACKED {
+            limiter.reserve(&key(i), &quota, secs(0.0), secs(1.0)).unwrap();
+        }
+        // All busy: a new bucket goes untracked instead of growing the map.
+        limiter
+            .reserve(&key(MAX_TRACKED), &quota, secs(0.5), secs(1.0))
+            .unwrap();
+        assert_eq!(limiter.buckets.lock().unwrap().len(), MAX_TRACKED);
+        // Later all are idle again: they make room for the new one.
+        limiter
+            .reserve(&key(MAX_TRACKED + 1), &quota, secs(10.0), secs(1.0))
+            .unwrap();
+        assert_eq!(limiter.buckets.lock().unwrap().len(), 1);
+        // Pauses are bounded the same way.
+        let pause = |i: usize| PauseKey {
+            scope: PauseScope::Anonymous {
+                tenant: TenantId::default(),
+                plugin: "p".into(),
+            },
+            host: format!("h{i}"),
+        };
+        for i in 0..=MAX_TRACKED {
+            limiter.pause(pause(i), secs(5.0), secs(0.0));
+        }
+        assert_eq!(limiter.pauses.lock().unwrap().len(), MAX_TRACKED);
+        limiter.pause(pause(MAX_TRACKED + 1), secs(20.0), secs(10.0));
+        assert_eq!(limiter.pauses.lock().unwrap().len(), 1, "expired pauses made room");
     }
 
     /// Regression: a made-up `bucket` name, `LOCALHOST` or a decimal spelling of an IP escaped

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::ratelimit::MAX_TRACKED;
 use crate::tenant::TenantId;
 
 /// The window over which first attempts and retries are counted.
@@ -119,24 +120,36 @@ impl RetryBudgets {
 
     /// Counts a first attempt to `destination`.
     pub fn deposit(&self, tenant: &TenantId, destination: &str, now: Duration) {
-        self.with(tenant, destination, |b| b.deposit(now));
+        self.with(tenant, destination, now, |b| b.deposit(now));
     }
 
     /// Takes one retry to `destination` if its budget allows.
     pub fn withdraw(&self, tenant: &TenantId, destination: &str, now: Duration, config: &BudgetConfig) -> bool {
-        self.with(tenant, destination, |b| b.withdraw(now, config))
+        self.with(tenant, destination, now, |b| b.withdraw(now, config))
     }
 
-    fn with<R>(&self, tenant: &TenantId, destination: &str, f: impl FnOnce(&mut RetryBudget) -> R) -> R {
+    fn with<R>(&self, tenant: &TenantId, destination: &str, now: Duration, f: impl FnOnce(&mut RetryBudget) -> R) -> R {
         let mut budgets = self.budgets.lock().unwrap_or_else(|e| e.into_inner());
         if !budgets.contains_key(tenant) {
             budgets.insert(tenant.clone(), HashMap::new());
         }
         let of_tenant = budgets.get_mut(tenant).expect("inserted above");
-        match of_tenant.get_mut(destination) {
-            Some(budget) => f(budget),
-            None => f(of_tenant.entry(destination.to_string()).or_default()),
+        if let Some(budget) = of_tenant.get_mut(destination) {
+            return f(budget);
         }
+        if of_tenant.len() >= MAX_TRACKED {
+            // A budget whose window holds nothing is the same as none.
+            of_tenant.retain(|_, budget| {
+                budget.current(now);
+                budget.slots.iter().any(|(_, first, retry)| first + retry > 0)
+            });
+        }
+        let mut fresh = RetryBudget::default();
+        let result = f(&mut fresh);
+        if of_tenant.len() < MAX_TRACKED {
+            of_tenant.insert(destination.to_string(), fresh);
+        }
+        result
     }
 }
 
@@ -188,6 +201,23 @@ mod tests {
         budget.deposit(SECOND);
         let granted = (0..20).filter(|_| budget.withdraw(SECOND, &config)).count();
         assert_eq!(granted, DEFAULT_BUDGET_MIN_RETRIES as usize);
+    }
+
+    #[test]
+    fn the_budgets_are_bounded_and_empty_windows_make_room() {
+        let budgets = RetryBudgets::new();
+        let tenant = TenantId::new("t");
+        for i in 0..=MAX_TRACKED {
+            budgets.deposit(&tenant, &format!("h{i}"), SECOND);
+        }
+        let count = || budgets.budgets.lock().unwrap()[&tenant].len();
+        assert_eq!(
+            count(),
+            MAX_TRACKED,
+            "a new destination goes untracked when all are busy"
+        );
+        budgets.deposit(&tenant, "late", SECOND * 30);
+        assert_eq!(count(), 1, "windows that hold nothing made room");
     }
 
     #[test]
