@@ -118,3 +118,18 @@ async fn a_secret_not_declared_automatic_never_reaches_a_stock_guests_requests()
     assert_eq!(body_of(&records[0]), json!({"authorization": "none"}));
     assert!(server.received()[0].headers.get("authorization").is_none());
 }
+
+#[tokio::test]
+async fn an_automatic_secret_stays_off_requests_to_hosts_it_is_not_bound_to() {
+    let server = echo_authorization().await;
+    let (runtime, _) = runtime_with_clock();
+    // Both names are granted; the secret is bound to `localhost` only, and the request goes to
+    // 127.0.0.1.
+    let manifest = "[permissions]\nhosts = [\"http://127.0.0.1:*\", \"http://localhost:*\"]\n\
+                    [permissions.secrets.tok]\nplacement = \"bearer\"\nattach = \"auto\"\nhosts = [\"http://localhost:*\"]\n";
+    let plugin = stock_guest(&runtime, manifest);
+    let (result, records) = run(&runtime, &plugin, "get", json!({"url": server.url()})).await;
+    result.unwrap();
+    assert_eq!(body_of(&records[0]), json!({"authorization": "none"}));
+    assert!(server.received()[0].headers.get("authorization").is_none());
+}
