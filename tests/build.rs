@@ -16,7 +16,14 @@ const GUESTS: &[(&str, &str, &str)] = &[
 
 fn main() {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("..");
-    for dir in ["wit", "guest-sdk", "plugins", "tests/guest", "Cargo.lock"] {
+    for dir in [
+        "wit",
+        "guest-sdk",
+        "plugins",
+        "tests/guest",
+        "tests/stock-guest",
+        "Cargo.lock",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").unwrap());

@@ -68,8 +68,12 @@ pub enum BreakerState {
         /// When a probe may go.
         until: Duration,
     },
-    /// One probe is in flight; everything else is refused until it reports.
-    HalfOpen,
+    /// One probe is in flight since `since`; everything else is refused until it reports, or
+    /// until `open_for` has passed (a probe whose caller gave up never reports).
+    HalfOpen {
+        /// When the probe went.
+        since: Duration,
+    },
 }
 
 /// What the breaker says about an attempt about to be made.
@@ -94,10 +98,10 @@ pub enum Admission {
 /// let t = Duration::from_secs(100);
 /// breaker.record(false, t, &config);
 /// breaker.record(false, t, &config); // opens
-/// assert_eq!(breaker.admit(t), Admission::Refused(Duration::from_secs(30)));
-/// assert_eq!(breaker.admit(t + Duration::from_secs(30)), Admission::Probe);
+/// assert_eq!(breaker.admit(t, &config), Admission::Refused(Duration::from_secs(30)));
+/// assert_eq!(breaker.admit(t + Duration::from_secs(30), &config), Admission::Probe);
 /// breaker.record(true, t + Duration::from_secs(31), &config); // the probe succeeded
-/// assert_eq!(breaker.admit(t + Duration::from_secs(31)), Admission::Allowed);
+/// assert_eq!(breaker.admit(t + Duration::from_secs(31), &config), Admission::Allowed);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CircuitBreaker {
@@ -120,15 +124,27 @@ impl CircuitBreaker {
 
     /// Whether an attempt may be made at `now`. An open breaker whose time is up lets exactly
     /// one probe through and refuses the rest until the probe reports.
-    pub fn admit(&mut self, now: Duration) -> Admission {
+    pub fn admit(&mut self, now: Duration, config: &BreakerConfig) -> Admission {
         match self.state {
             BreakerState::Closed { .. } => Admission::Allowed,
             BreakerState::Open { until } if now >= until => {
-                self.state = BreakerState::HalfOpen;
+                self.state = BreakerState::HalfOpen { since: now };
+                Admission::Probe
+            }
+            BreakerState::HalfOpen { since } if now >= since.saturating_add(config.open_for) => {
+                self.state = BreakerState::HalfOpen { since: now };
                 Admission::Probe
             }
             BreakerState::Open { until } => Admission::Refused(until - now),
-            BreakerState::HalfOpen => Admission::Refused(Duration::ZERO),
+            BreakerState::HalfOpen { .. } => Admission::Refused(Duration::ZERO),
+        }
+    }
+
+    /// A probe that never reached the destination (refused further in, by a rate limit for
+    /// example) tells nothing: the breaker is open again, and the next caller probes.
+    pub fn abandon_probe(&mut self, now: Duration) {
+        if matches!(self.state, BreakerState::HalfOpen { .. }) {
+            self.state = BreakerState::Open { until: now };
         }
     }
 
@@ -142,7 +158,7 @@ impl CircuitBreaker {
             },
             (BreakerState::Closed { failures }, false) => BreakerState::Closed { failures: failures + 1 },
             // The probe failed: open again for another period.
-            (BreakerState::HalfOpen, false) => BreakerState::Open {
+            (BreakerState::HalfOpen { .. }, false) => BreakerState::Open {
                 until: now + config.open_for,
             },
             // An attempt admitted before the breaker opened, reporting late: already open.
@@ -194,13 +210,15 @@ impl Breakers {
     }
 }
 
-/// Whether an attempt's outcome counts against its destination: it did not answer, or
-/// answered that it is failing. A 4xx is the request's fault, and a 429 a rate limit.
-fn failed(result: &Result<crate::http::EgressResponse, EgressError>) -> bool {
+/// What an attempt's outcome says about its destination: `Some(false)` when it did not
+/// answer or answered that it is failing, `Some(true)` when it answered (a 4xx is the
+/// request's fault, a 429 a rate limit), `None` when the attempt never reached it (refused by
+/// a rate limit, a caller's error): that says nothing either way.
+fn healthy(result: &Result<crate::http::EgressResponse, EgressError>) -> Option<bool> {
     match result {
-        Ok(response) => matches!(response.status().as_u16(), 500 | 502 | 503 | 504),
-        Err(EgressError::Connect(_) | EgressError::Connection(_) | EgressError::Timeout(_)) => true,
-        Err(_) => false,
+        Ok(response) => Some(!matches!(response.status().as_u16(), 500 | 502 | 503 | 504)),
+        Err(EgressError::Connect(_) | EgressError::Connection(_) | EgressError::Timeout(_)) => Some(false),
+        Err(_) => None,
     }
 }
 
@@ -232,7 +250,7 @@ impl EgressLayer for BreakerLayer {
             let host = ctx.host();
             let admission = self
                 .breakers
-                .with(&ctx.tenant, host, |b| b.admit(self.clock.monotonic()));
+                .with(&ctx.tenant, host, |b| b.admit(self.clock.monotonic(), &config));
             if let Admission::Refused(retry_in) = admission {
                 return Err(EgressError::CircuitOpen {
                     destination: destination(url),
@@ -240,13 +258,23 @@ impl EgressLayer for BreakerLayer {
                 });
             }
             if admission == Admission::Probe {
-                log_change(&ctx, &destination(url), BreakerState::HalfOpen);
+                log_change(
+                    &ctx,
+                    &destination(url),
+                    BreakerState::HalfOpen { since: Duration::ZERO },
+                );
             }
             let result = next.oneshot(request).await;
             let now = self.clock.monotonic();
-            let moved = self
-                .breakers
-                .with(&ctx.tenant, host, |b| b.record(!failed(&result), now, &config));
+            let moved = self.breakers.with(&ctx.tenant, host, |b| match healthy(&result) {
+                Some(healthy) => b.record(healthy, now, &config),
+                None => {
+                    if admission == Admission::Probe {
+                        b.abandon_probe(now);
+                    }
+                    None
+                }
+            });
             if let Some(state) = moved {
                 if matches!(state, BreakerState::Open { .. }) {
                     RunStats::add(&ctx.stats.breaker_opens, 1);
@@ -264,7 +292,7 @@ fn log_change(ctx: &EgressContext, destination: &str, state: BreakerState) {
     let state = match state {
         BreakerState::Closed { .. } => "closed",
         BreakerState::Open { .. } => "open",
-        BreakerState::HalfOpen => "half-open",
+        BreakerState::HalfOpen { .. } => "half-open",
     };
     tracing::warn!(
         target: "apiary::egress",
@@ -303,7 +331,7 @@ mod tests {
             breaker.record(false, t, &config),
             Some(BreakerState::Open { until: t + 30 * SECOND })
         );
-        assert_eq!(breaker.admit(t + 10 * SECOND), Admission::Refused(20 * SECOND));
+        assert_eq!(breaker.admit(t + 10 * SECOND, &config), Admission::Refused(20 * SECOND));
     }
 
     #[test]
@@ -312,9 +340,9 @@ mod tests {
         let mut breaker = CircuitBreaker::default();
         breaker.record(false, SECOND, &config);
         let later = 31 * SECOND;
-        assert_eq!(breaker.admit(later), Admission::Probe);
+        assert_eq!(breaker.admit(later, &config), Admission::Probe);
         // Everything else waits for the probe.
-        assert_eq!(breaker.admit(later), Admission::Refused(Duration::ZERO));
+        assert_eq!(breaker.admit(later, &config), Admission::Refused(Duration::ZERO));
         // The probe fails: open for another period from now.
         assert_eq!(
             breaker.record(false, later, &config),
@@ -322,12 +350,12 @@ mod tests {
                 until: later + 30 * SECOND
             })
         );
-        assert_eq!(breaker.admit(later + 30 * SECOND), Admission::Probe);
+        assert_eq!(breaker.admit(later + 30 * SECOND, &config), Admission::Probe);
         assert_eq!(
             breaker.record(true, later + 30 * SECOND, &config),
             Some(BreakerState::Closed { failures: 0 })
         );
-        assert_eq!(breaker.admit(later + 30 * SECOND), Admission::Allowed);
+        assert_eq!(breaker.admit(later + 30 * SECOND, &config), Admission::Allowed);
     }
 
     /// A plugin granted a wildcard host must not grow the host's memory one host at a time.
@@ -353,6 +381,21 @@ mod tests {
         );
     }
 
+    /// Regression: a probe whose caller gave up (a dropped future) never reported, and the
+    /// breaker refused everything until the host restarted.
+    #[test]
+    fn a_probe_that_never_reports_is_replaced_after_open_for() {
+        let config = config(1);
+        let mut breaker = CircuitBreaker::default();
+        breaker.record(false, SECOND, &config);
+        assert_eq!(breaker.admit(31 * SECOND, &config), Admission::Probe);
+        assert_eq!(breaker.admit(40 * SECOND, &config), Admission::Refused(Duration::ZERO));
+        assert_eq!(breaker.admit(61 * SECOND, &config), Admission::Probe, "a new probe");
+        // A probe refused before it reached the destination gives the next caller the probe.
+        breaker.abandon_probe(62 * SECOND);
+        assert_eq!(breaker.admit(62 * SECOND, &config), Admission::Probe);
+    }
+
     #[test]
     fn zero_failures_turns_it_off() {
         let config = config(0);
@@ -360,7 +403,7 @@ mod tests {
         for _ in 0..100 {
             breaker.record(false, SECOND, &config);
         }
-        assert_eq!(breaker.admit(SECOND), Admission::Allowed);
+        assert_eq!(breaker.admit(SECOND, &config), Admission::Allowed);
     }
 
     #[test]
@@ -371,13 +414,18 @@ mod tests {
                 .body(bytes::Bytes::new())
                 .unwrap())
         };
-        assert!(failed(&response(503)));
-        assert!(failed(&response(500)));
-        assert!(!failed(&response(429)), "a rate limit is not an outage");
-        assert!(!failed(&response(404)));
-        assert!(!failed(&response(200)));
-        assert!(failed(&Err(EgressError::Timeout(SECOND))));
-        assert!(failed(&Err(EgressError::Connect("refused".into()))));
-        assert!(!failed(&Err(EgressError::InvalidRequest("bad".into()))));
+        assert_eq!(healthy(&response(503)), Some(false));
+        assert_eq!(healthy(&response(500)), Some(false));
+        assert_eq!(healthy(&response(429)), Some(true), "a rate limit is not an outage");
+        assert_eq!(healthy(&response(404)), Some(true));
+        assert_eq!(healthy(&response(200)), Some(true));
+        assert_eq!(healthy(&Err(EgressError::Timeout(SECOND))), Some(false));
+        assert_eq!(healthy(&Err(EgressError::Connect("refused".into()))), Some(false));
+        assert_eq!(
+            healthy(&Err(EgressError::RateLimited(SECOND))),
+            None,
+            "never reached it"
+        );
+        assert_eq!(healthy(&Err(EgressError::InvalidRequest("bad".into()))), None);
     }
 }

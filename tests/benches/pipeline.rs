@@ -293,7 +293,7 @@ fn decisions(c: &mut Criterion) {
     let mut breaker = CircuitBreaker::default();
     group.bench_function("circuit breaker: admit and record", |b| {
         b.iter(|| {
-            breaker.admit(t);
+            breaker.admit(t, &config);
             breaker.record(true, t, &config)
         })
     });

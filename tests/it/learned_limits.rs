@@ -239,3 +239,33 @@ async fn a_quota_announced_in_ratelimit_policy_holds_later_requests_like_a_decla
         "the third waits for its slot"
     );
 }
+
+#[tokio::test]
+async fn a_plugin_cannot_escape_its_declared_limit_by_switching_credentials() {
+    let server = TestServer::start(|_, _| respond(200, &[], "ok")).await;
+    let (runtime, _clock) = runtime_with_clock();
+    let manifest = grant(
+        &server.url(),
+        "[permissions.secrets.tok]\nplacement = \"bearer\"\nhosts = [\"http://127.0.0.1:*\"]\n\
+         [permissions.secrets.other]\nplacement = { header = \"x-api-key\" }\nhosts = [\"http://127.0.0.1:*\"]\n\
+         [[ratelimit]]\nbucket = \"127.0.0.1\"\nrate = 3\nper = \"1h\"\nburst = 3\n",
+    );
+    let plugin = test_guest_granted(&runtime, &manifest, |m| {
+        Grant::local(m)
+            .secret("tok", static_secret("first-token-0001"))
+            .secret("other", static_secret("second-token-0002"))
+    });
+    let with = |name: &str, placement: serde_json::Value| json!({"url": server.url(), "secrets": [{"name": name, "placement": placement}]});
+    let mut statuses = Vec::new();
+    for input in [
+        with("tok", json!("bearer")),
+        with("other", json!({"header": "x-api-key"})),
+        json!({"url": server.url()}),
+        with("other", json!({"header": "x-api-key"})),
+    ] {
+        let (_, records) = run(&runtime, &plugin, "fetch", input).await;
+        statuses.push(records[0].get("status").cloned().unwrap_or(records[0]["error"].clone()));
+    }
+    assert_eq!(statuses, [json!(200), json!(200), json!(200), json!("rate-limited")]);
+    assert_eq!(server.received().len(), 3);
+}

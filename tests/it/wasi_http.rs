@@ -133,3 +133,22 @@ async fn an_automatic_secret_stays_off_requests_to_hosts_it_is_not_bound_to() {
     assert_eq!(body_of(&records[0]), json!({"authorization": "none"}));
     assert!(server.received()[0].headers.get("authorization").is_none());
 }
+
+/// A hostile guest starts requests and never reads them: the host holds at most a bounded
+/// number for it (a response is held until the guest drops it) and refuses the rest with
+/// `connection-limit-reached`, unsent.
+#[tokio::test]
+async fn a_guest_that_starts_requests_and_never_reads_them_is_bounded() {
+    let server = echo_authorization().await;
+    let (runtime, _) = runtime_with_clock();
+    let plugin = stock_guest(&runtime, &grant(&server.url(), ""));
+    let (result, records) = run(&runtime, &plugin, "flood", json!({"url": server.url(), "count": 300})).await;
+    result.unwrap();
+    assert_eq!(records[0]["started"], 300, "{}", records[0]);
+    assert_eq!(
+        records[0]["last"], "ErrorCode::ConnectionLimitReached",
+        "{}",
+        records[0]
+    );
+    assert!(server.received().len() <= apiary_host::MAX_BATCH_REQUESTS);
+}

@@ -236,7 +236,10 @@ async fn send(
     let (parts, body) = response.into_parts();
     let limit = usize::try_from(max_bytes).unwrap_or(usize::MAX);
     let mut body = Limited::new(body, limit);
-    let mut chunks: Vec<Bytes> = Vec::new();
+    // Most bodies arrive in one piece, handed on as it is; later pieces are copied into one
+    // buffer, so a server sending a byte per frame costs the bytes, not a handle per byte.
+    let mut first: Option<Bytes> = None;
+    let mut rest = bytes::BytesMut::new();
     loop {
         phase.as_mut().reset(tokio::time::Instant::now() + limits.idle_timeout);
         let frame = tokio::select! {
@@ -246,22 +249,29 @@ async fn send(
         };
         match frame {
             None => break,
-            Some(Ok(frame)) => {
-                if let Ok(data) = frame.into_data() {
-                    chunks.push(data);
-                }
-            }
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) if data.is_empty() => {}
+                Ok(data) => match &first {
+                    None => first = Some(data),
+                    Some(head) => {
+                        if rest.is_empty() {
+                            rest.extend_from_slice(head);
+                        }
+                        rest.extend_from_slice(&data);
+                    }
+                },
+                Err(_) => {}
+            },
             Some(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
                 return Err(EgressError::BodyTooLarge(max_bytes));
             }
             Some(Err(e)) => return Err(EgressError::Connection(error_chain(e.as_ref()))),
         }
     }
-    // Most bodies arrive in one piece: handed on as they are, not copied.
-    let body = match chunks.len() {
-        0 => Bytes::new(),
-        1 => chunks.pop().expect("one chunk"),
-        _ => chunks.concat().into(),
+    let body = if rest.is_empty() {
+        first.unwrap_or_default()
+    } else {
+        rest.freeze()
     };
     Ok(http::Response::from_parts(parts, body))
 }

@@ -36,6 +36,8 @@ pub(crate) struct HttpCtx {
     pub(crate) redactor: Arc<RunRedactor>,
     /// The run's streaming batches.
     pub(crate) batches: ResourceTable,
+    /// What the run's `wasi:http` requests may hold at once (see `http::wasi`).
+    pub(crate) wasi: super::wasi::WasiSlots,
 }
 
 /// A streaming batch: requests not yet started, and the ones in flight. The in-flight ones are

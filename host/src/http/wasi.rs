@@ -11,6 +11,9 @@
 //!   host's request log (target `apiary::egress`), not in the code.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use bytes::Bytes;
 use http::HeaderValue;
@@ -18,9 +21,9 @@ use http::header::{CONTENT_LENGTH, USER_AGENT};
 use http_body_util::{BodyExt, Full, Limited};
 use wasmtime_wasi_http::{ForbiddenHeaderFilter, WasiBody, WasiHttpHooks};
 
-use super::bounds::{self, MAX_REQUEST_BODY_BYTES, RequestShape};
+use super::bounds::{self, MAX_BATCH_REQUESTS, MAX_REQUEST_BODY_BYTES, RequestShape};
 use super::glue::{DEFAULT_USER_AGENT, HttpCtx};
-use super::{CallStats, Egress, EgressError, RequestOptions};
+use super::{CallStats, EgressError, RequestOptions};
 
 /// The error type `wasi:http` hooks return; converted to the guest's `error-code`.
 type WasiHttpError = wasmtime_wasi_http::Error;
@@ -38,6 +41,44 @@ type SendRequestFuture = Box<
             >,
         > + Send,
 >;
+
+/// What one run's `wasi:http` requests may hold at once. A guest calls `handle` without
+/// waiting and may never read a response, so each request takes a slot (at most
+/// [`MAX_BATCH_REQUESTS`]) until its response body is dropped, at most `max_concurrency` are
+/// on the network at once, and unread response bodies may take half the run's memory limit
+/// together, as with `send-batch`.
+#[derive(Debug, Clone)]
+pub(crate) struct WasiSlots {
+    pending: Arc<Semaphore>,
+    in_flight: Arc<Semaphore>,
+    held_bytes: Arc<AtomicU64>,
+    budget: u64,
+}
+
+impl WasiSlots {
+    /// Slots for a run allowed `max_concurrency` requests in flight and `memory_mib` of memory.
+    pub(crate) fn new(max_concurrency: u32, memory_mib: u32) -> Self {
+        Self {
+            pending: Arc::new(Semaphore::new(MAX_BATCH_REQUESTS)),
+            in_flight: Arc::new(Semaphore::new(max_concurrency.max(1) as usize)),
+            held_bytes: Arc::default(),
+            budget: u64::from(memory_mib) * 1024 * 1024 / 2,
+        }
+    }
+}
+
+/// A response body's claim on its run's slots, given back when the guest drops the body.
+struct Held {
+    _pending: OwnedSemaphorePermit,
+    bytes: u64,
+    held_bytes: Arc<AtomicU64>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.held_bytes.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
+}
 
 impl WasiHttpHooks for HttpCtx {
     /// The guest may not set what the host owns (routing and framing headers): `wasi:http`
@@ -69,10 +110,45 @@ impl WasiHttpHooks for HttpCtx {
         };
         let ctx = self.context(None, Vec::new(), options, call);
         let egress = self.egress.clone();
+        let slots = self.wasi.clone();
+        let Ok(pending) = slots.pending.clone().try_acquire_owned() else {
+            return Box::new(async { Err(WasiHttpError::ConnectionLimitReached) });
+        };
         Box::new(async move {
+            let in_flight = slots
+                .in_flight
+                .acquire()
+                .await
+                .map_err(|_| WasiHttpError::ConnectionLimitReached)?;
             let mut request = buffer(request).await?;
             ctx.attach_to(&mut request);
-            send(egress, request).await
+            let response = egress.send(request).await.map_err(to_error_code);
+            drop(in_flight);
+            let response = response?;
+            let bytes = response.body().len() as u64;
+            let total = slots.held_bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
+            let held = Held {
+                _pending: pending,
+                bytes,
+                held_bytes: slots.held_bytes.clone(),
+            };
+            if total > slots.budget && bytes > 0 {
+                // Dropping `held` gives the bytes back.
+                return Err(WasiHttpError::HttpResponseBodySize(Some(slots.budget)));
+            }
+            let response = response.map(|body| {
+                Full::new(body)
+                    .map_err(move |never| {
+                        // The claim lives as long as the body the guest holds.
+                        let _ = &held;
+                        match never {}
+                    })
+                    .boxed_unsync()
+            });
+            Ok((
+                response,
+                Box::new(async { Ok(()) }) as Box<dyn Future<Output = _> + Send>,
+            ))
         })
     }
 }
@@ -94,21 +170,6 @@ async fn buffer(request: http::Request<WasiBody>) -> Result<http::Request<Bytes>
         .entry(USER_AGENT)
         .or_insert(HeaderValue::from_static(DEFAULT_USER_AGENT));
     Ok(http::Request::from_parts(parts, body))
-}
-
-async fn send(
-    egress: Egress,
-    request: http::Request<Bytes>,
-) -> Result<
-    (
-        http::Response<WasiBody>,
-        Box<dyn Future<Output = Result<(), WasiHttpError>> + Send>,
-    ),
-    WasiHttpError,
-> {
-    let response = egress.send(request).await.map_err(to_error_code)?;
-    let response = response.map(|body| Full::new(body).map_err(|never| match never {}).boxed_unsync());
-    Ok((response, Box::new(async { Ok(()) })))
 }
 
 /// The closest `wasi:http` error code for a pipeline error. Codes that carry text keep it.

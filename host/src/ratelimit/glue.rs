@@ -72,14 +72,23 @@ impl RateLimitCtx {
                 .iter()
                 .filter(move |r| r.bucket.eq_ignore_ascii_case(&bucket))
         });
+        // Declared limits are booked for the run's own calls and for the credential's (see
+        // the rate-limit layer): both must admit.
+        let own = PauseScope::Anonymous {
+            tenant: self.tenant.clone(),
+            plugin: self.policy.plugin.clone(),
+        };
+        let credential = matches!(scope, PauseScope::Credential(_)).then(|| scope.clone());
         for rule in rules {
-            let key = BucketKey {
-                scope: scope.clone(),
-                bucket: super::bucket_name(rule),
-            };
-            let (admits, next) = self.limiter.peek(&key, &Quota::from(rule), now);
-            remaining = Some(remaining.map_or(admits, |r| r.min(admits)));
-            wait = wait.max(next);
+            for scope in std::iter::once(own.clone()).chain(credential.clone()) {
+                let key = BucketKey {
+                    scope,
+                    bucket: super::bucket_name(rule),
+                };
+                let (admits, next) = self.limiter.peek(&key, &Quota::from(rule), now);
+                remaining = Some(remaining.map_or(admits, |r| r.min(admits)));
+                wait = wait.max(next);
+            }
         }
         (remaining, wait)
     }

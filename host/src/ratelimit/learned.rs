@@ -137,16 +137,28 @@ pub fn learned_quotas(headers: &HeaderMap) -> Vec<LearnedQuota> {
         for member in split_list(value) {
             if let Some(quota) = parse_policy(member) {
                 quotas.push(quota);
+                if quotas.len() == MAX_LEARNED_QUOTAS {
+                    return quotas;
+                }
             }
         }
     }
     quotas
 }
 
+/// Most quotas learned from one response: real APIs announce two or three (per second, per
+/// hour, per day); a server announcing thousands would make every later request book them all.
+pub const MAX_LEARNED_QUOTAS: usize = 8;
+/// Longest policy name kept.
+const MAX_POLICY_NAME: usize = 64;
+
 fn parse_policy(member: &str) -> Option<LearnedQuota> {
     let rest = member.strip_prefix('"')?;
     let end = rest.find('"')?;
     let name = rest[..end].to_string();
+    if name.len() > MAX_POLICY_NAME {
+        return None;
+    }
     let (mut quota, mut window) = (None, None);
     for param in rest[end + 1..].split(';').skip(1) {
         let (key, value) = param.trim().split_once('=')?;

@@ -253,7 +253,12 @@ impl CredentialId {
 /// Every rate-limit bucket of the process, shared by all runs.
 #[derive(Debug, Default)]
 pub struct RateLimiter {
+    /// Declared limits' buckets: their keys come from the manifests and grants (rule, tenant,
+    /// plugin, credential), which a plugin cannot multiply, so they are never dropped.
     buckets: Mutex<HashMap<BucketKey, Gcra>>,
+    /// Learned quotas' buckets: keyed by destinations a server named, so bounded by
+    /// [`MAX_TRACKED`] (a full map leaves a new one untracked; declared limits never are).
+    learned_buckets: Mutex<HashMap<BucketKey, Gcra>>,
     /// Until when (on the clock's monotonic scale) each paused bucket is paused.
     pauses: Mutex<HashMap<PauseKey, Duration>>,
     /// The quotas each server last announced (`RateLimit-Policy`), by name.
@@ -278,6 +283,18 @@ impl RateLimiter {
         max_wait: Duration,
     ) -> Result<Duration, Duration> {
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        buckets.entry(key.clone()).or_default().reserve(quota, now, max_wait)
+    }
+
+    /// [`RateLimiter::reserve`] for a quota a server announced.
+    pub fn reserve_learned(
+        &self,
+        key: &BucketKey,
+        quota: &Quota,
+        now: Duration,
+        max_wait: Duration,
+    ) -> Result<Duration, Duration> {
+        let mut buckets = self.learned_buckets.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(bucket) = buckets.get_mut(key) {
             return bucket.reserve(quota, now, max_wait);
         }
@@ -296,9 +313,11 @@ impl RateLimiter {
     /// What `key`'s bucket admits at `now`, without booking: the requests it would take at
     /// once, and the wait before it takes the next one.
     pub fn peek(&self, key: &BucketKey, quota: &Quota, now: Duration) -> (u32, Duration) {
-        let buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        let mut copy = buckets.get(key).copied().unwrap_or_default();
-        drop(buckets);
+        let copy =
+            |map: &Mutex<HashMap<BucketKey, Gcra>>| map.lock().unwrap_or_else(|e| e.into_inner()).get(key).copied();
+        let mut copy = copy(&self.buckets)
+            .or_else(|| copy(&self.learned_buckets))
+            .unwrap_or_default();
         let decision = copy.check(quota, now, 1);
         match decision.retry_after {
             _ if !decision.limited => (decision.remaining + 1, Duration::ZERO),
@@ -389,10 +408,16 @@ impl RateLimitLayer {
     }
 }
 
-/// The key of a declared limit's bucket: its name and period, so a per-second and a per-hour
-/// limit on one bucket keep apart.
+/// The key of a declared limit's bucket: its name, rate and period, so a per-second and a
+/// per-hour limit on one bucket keep apart, and two plugins declaring different rates for one
+/// shared credential do not move each other's arrival times.
 fn bucket_name(rule: &RateLimitConfig) -> String {
-    format!("{}/{}", rule.bucket.to_ascii_lowercase(), rule.per.as_millis())
+    format!(
+        "{}/{}/{}",
+        rule.bucket.to_ascii_lowercase(),
+        rule.rate,
+        rule.per.as_millis()
+    )
 }
 
 /// The buckets a request to `host` with the `bucket` option draws from: the host's, always
@@ -450,24 +475,34 @@ impl EgressLayer for RateLimitLayer {
                 };
                 let booked = self
                     .limiter
-                    .reserve(&key, &quota, now, max_wait)
+                    .reserve_learned(&key, &quota, now, max_wait)
                     .map_err(EgressError::RateLimited)?;
                 wait = wait.max(booked);
             }
+            // A declared limit holds the plugin's own calls (tenant and plugin: a plugin cannot
+            // escape it by switching credentials), and, when a credential is attached, every
+            // call with that credential too (plugins sharing a token share its quota).
+            let own = PauseScope::Anonymous {
+                tenant: ctx.tenant.clone(),
+                plugin: ctx.policy.plugin.clone(),
+            };
+            let credential = matches!(pause_key.scope, PauseScope::Credential(_)).then(|| pause_key.scope.clone());
             for (rule, bucket) in rules {
                 let max_wait = deadline_left.map_or(rule.max_wait, |left| rule.max_wait.min(left));
-                let key = BucketKey {
-                    scope: pause_key.scope.clone(),
-                    bucket,
-                };
-                // Every bucket that applies must admit the request; the wait is the longest.
-                // A refusal by a later bucket leaves the earlier booking in place, which errs
-                // on the side of sending less.
-                let booked = self
-                    .limiter
-                    .reserve(&key, &Quota::from(rule), now, max_wait)
-                    .map_err(EgressError::RateLimited)?;
-                wait = wait.max(booked);
+                for scope in std::iter::once(own.clone()).chain(credential.clone()) {
+                    let key = BucketKey {
+                        scope,
+                        bucket: bucket.clone(),
+                    };
+                    // Every bucket that applies must admit the request; the wait is the
+                    // longest. A refusal by a later bucket leaves the earlier booking in
+                    // place, which errs on the side of sending less.
+                    let booked = self
+                        .limiter
+                        .reserve(&key, &Quota::from(rule), now, max_wait)
+                        .map_err(EgressError::RateLimited)?;
+                    wait = wait.max(booked);
+                }
             }
             if !wait.is_zero() {
                 RunStats::add(&ctx.stats.rate_limit_waits, 1);
@@ -487,7 +522,7 @@ impl EgressLayer for RateLimitLayer {
                         bucket: format!("{}#{name}", pause_key.host),
                     };
                     // The request that taught the quota counted against it.
-                    let _ = self.limiter.reserve(&key, &quota, now, Duration::MAX);
+                    let _ = self.limiter.reserve_learned(&key, &quota, now, Duration::MAX);
                 }
             }
             if let Some(pause) = learned_pause(response.status(), response.headers(), self.clock.now()) {
@@ -617,7 +652,7 @@ mod tests {
     }
 
     #[test]
-    fn the_buckets_are_bounded_and_idle_ones_make_room() {
+    fn learned_buckets_are_bounded_and_idle_ones_make_room() {
         let quota = Quota::new(nz(1), Duration::from_secs(1), nz(1));
         let limiter = RateLimiter::new();
         let key = |i: usize| BucketKey {
@@ -628,18 +663,18 @@ mod tests {
             bucket: format!("h{i}"),
         };
         for i in 0..MAX_TRACKED {
-            limiter.reserve(&key(i), &quota, secs(0.0), secs(1.0)).unwrap();
+            limiter.reserve_learned(&key(i), &quota, secs(0.0), secs(1.0)).unwrap();
         }
         // All busy: a new bucket goes untracked instead of growing the map.
         limiter
-            .reserve(&key(MAX_TRACKED), &quota, secs(0.5), secs(1.0))
+            .reserve_learned(&key(MAX_TRACKED), &quota, secs(0.5), secs(1.0))
             .unwrap();
-        assert_eq!(limiter.buckets.lock().unwrap().len(), MAX_TRACKED);
+        assert_eq!(limiter.learned_buckets.lock().unwrap().len(), MAX_TRACKED);
         // Later all are idle again: they make room for the new one.
         limiter
-            .reserve(&key(MAX_TRACKED + 1), &quota, secs(10.0), secs(1.0))
+            .reserve_learned(&key(MAX_TRACKED + 1), &quota, secs(10.0), secs(1.0))
             .unwrap();
-        assert_eq!(limiter.buckets.lock().unwrap().len(), 1);
+        assert_eq!(limiter.learned_buckets.lock().unwrap().len(), 1);
         // Pauses are bounded the same way.
         let pause = |i: usize| PauseKey {
             scope: PauseScope::Anonymous {

@@ -2,6 +2,10 @@
 //! client through `wasi:http/outgoing-handler`, never through Apiary's `http` interface, so
 //! the tests can check that the host gives such requests the same policies.
 //!
+//! Operation `flood`, input `{"url": "http://127.0.0.1:PORT/", "count": 300}`: starts `count`
+//! requests with the raw `outgoing-handler.handle` and never reads a response, as a hostile
+//! guest would; emits how many `handle` took and how the last one ended.
+//!
 //! Operation `get`, input `{"url": "...", "method": "GET", "headers": {"name": "value"},
 //! "body": "..."}`: sends one request and
 //! emits `{"status": 200, "body": "<the body as text>"}`, or fails with the `wasi:http` error.
@@ -32,11 +36,14 @@ impl Guest for Stock {
     }
 
     fn run(operation: String, input: String) -> Result<RunSummary, RunError> {
+        let input: serde_json::Value =
+            serde_json::from_str(&input).map_err(|e| RunError::InvalidInput(e.to_string()))?;
+        if operation == "flood" {
+            return flood(&input);
+        }
         if operation != "get" {
             return Err(RunError::UnknownOperation(operation));
         }
-        let input: serde_json::Value =
-            serde_json::from_str(&input).map_err(|e| RunError::InvalidInput(e.to_string()))?;
         let url = input["url"]
             .as_str()
             .ok_or_else(|| RunError::InvalidInput("`url` is required".into()))?
@@ -84,6 +91,46 @@ async fn send(
     output::emit(&record.to_string()).map_err(|e| RunError::Failed(format!("{e:?}")))?;
     Ok(RunSummary {
         pages: 1,
+        message: None,
+    })
+}
+
+fn flood(input: &serde_json::Value) -> Result<RunSummary, RunError> {
+    use wasip2::http::outgoing_handler;
+    use wasip2::http::types::{Fields, OutgoingRequest, Scheme};
+
+    let url = input["url"].as_str().unwrap_or_default();
+    let authority = url.trim_start_matches("http://").trim_end_matches('/');
+    let count = input["count"].as_u64().unwrap_or(1);
+    // Kept alive to the end: the responses are never read.
+    let mut started = Vec::new();
+    let mut refused: Option<String> = None;
+    for _ in 0..count {
+        let request = OutgoingRequest::new(Fields::new());
+        let _ = request.set_scheme(Some(&Scheme::Http));
+        let _ = request.set_authority(Some(authority));
+        let _ = request.set_path_with_query(Some("/"));
+        match outgoing_handler::handle(request, None) {
+            Ok(future) => started.push(future),
+            Err(code) => {
+                refused.get_or_insert_with(|| format!("{code:?}"));
+            }
+        }
+    }
+    // `handle` hands back a future for every request; a refusal is that future's outcome.
+    // Wait for the last one's.
+    let last = started.last().map(|future| {
+        future.subscribe().block();
+        match future.get() {
+            Some(Ok(Ok(_))) => "ok".to_string(),
+            Some(Ok(Err(code))) => format!("{code:?}"),
+            other => format!("{other:?}"),
+        }
+    });
+    let record = serde_json::json!({"started": started.len(), "refused": refused, "last": last});
+    output::emit(&record.to_string()).map_err(|e| RunError::Failed(format!("{e:?}")))?;
+    Ok(RunSummary {
+        pages: 0,
         message: None,
     })
 }
