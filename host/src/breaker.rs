@@ -7,8 +7,7 @@
 //! reports each attempt's outcome. A tenant's failures open only its own breakers: one tenant
 //! cannot cut another off from an API.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -18,8 +17,7 @@ use crate::clock::Clock;
 use crate::http::{
     EgressContext, EgressError, EgressFuture, EgressLayer, EgressRequest, EgressService, RunStats, destination,
 };
-use crate::ratelimit::MAX_TRACKED;
-use crate::tenant::TenantId;
+use crate::tenant::{PerDestination, TenantId};
 
 /// Consecutive failed attempts that open a breaker, unless the manifest says otherwise.
 pub const DEFAULT_BREAKER_FAILURES: u32 = 5;
@@ -173,8 +171,7 @@ impl CircuitBreaker {
 /// Every breaker of the process, by tenant and destination host.
 #[derive(Debug, Default)]
 pub struct Breakers {
-    // By tenant, then host: both looked up by reference, so a request allocates nothing.
-    breakers: Mutex<HashMap<TenantId, HashMap<String, CircuitBreaker>>>,
+    breakers: PerDestination<CircuitBreaker>,
 }
 
 impl Breakers {
@@ -183,30 +180,10 @@ impl Breakers {
         Self::default()
     }
 
+    /// A closed breaker with no failures holds nothing (see [`PerDestination`]).
     fn with<R>(&self, tenant: &TenantId, host: &str, f: impl FnOnce(&mut CircuitBreaker) -> R) -> R {
-        let mut breakers = self.breakers.lock().unwrap_or_else(|e| e.into_inner());
-        if !breakers.contains_key(tenant) {
-            breakers.insert(tenant.clone(), HashMap::new());
-        }
-        let of_tenant = breakers.get_mut(tenant).expect("inserted above");
-        if let Some(breaker) = of_tenant.get_mut(host) {
-            return f(breaker);
-        }
-        // A closed breaker with no failures holds nothing: it is not stored, and such entries
-        // are dropped when the map is full; when there is still no room, the destination goes
-        // untracked (its breaker stays closed) rather than growing the map.
-        let mut fresh = CircuitBreaker::default();
-        let result = f(&mut fresh);
-        let empty = BreakerState::Closed { failures: 0 };
-        if fresh.state != empty {
-            if of_tenant.len() >= MAX_TRACKED {
-                of_tenant.retain(|_, b| b.state != empty);
-            }
-            if of_tenant.len() < MAX_TRACKED {
-                of_tenant.insert(host.to_string(), fresh);
-            }
-        }
-        result
+        let closed = BreakerState::Closed { failures: 0 };
+        self.breakers.with(tenant, host, |b| b.state == closed, f)
     }
 }
 
@@ -307,6 +284,7 @@ fn log_change(ctx: &EgressContext, destination: &str, state: BreakerState) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ratelimit::MAX_TRACKED;
 
     const SECOND: Duration = Duration::from_secs(1);
 
@@ -367,7 +345,7 @@ mod tests {
         for i in 0..1000 {
             breakers.with(&tenant, &format!("h{i}.example"), |b| b.record(true, SECOND, &config));
         }
-        let count = |b: &Breakers| b.breakers.lock().unwrap().get(&tenant).map_or(0, HashMap::len);
+        let count = |b: &Breakers| b.breakers.len(&tenant);
         assert_eq!(count(&breakers), 0, "a closed breaker with no failures is not stored");
         for i in 0..MAX_TRACKED + 10 {
             breakers.with(&tenant, &format!("h{i}.example"), |b| b.record(false, SECOND, &config));

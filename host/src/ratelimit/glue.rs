@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use wasmtime::component::{HasSelf, Linker};
 
-use super::{BucketKey, CredentialId, PauseKey, PauseScope, Quota, RateLimiter, buckets_for};
+use super::{CredentialId, PauseKey, PauseScope, RateLimiter, normalized_host};
 use crate::bindings::ratelimit as wit;
 use crate::clock::Clock;
 use crate::http::EgressPolicy;
@@ -47,48 +47,19 @@ impl RateLimitCtx {
         }
     }
 
-    /// What `bucket` admits at `now`: the fewest requests any of its declared limits admits,
-    /// and the longest wait among them and any learned pause.
+    /// What `bucket` admits at `now`: the fewest requests any of its buckets admits (the
+    /// ones a request to it would draw from), and the longest wait among them and any pause.
     fn state_at(&self, bucket: &str, scope: &PauseScope, now: Duration) -> (Option<u32>, Duration) {
-        let host = bucket.trim_end_matches('.').to_ascii_lowercase();
         let pause_key = PauseKey {
             scope: scope.clone(),
-            host: host.clone(),
+            host: normalized_host(bucket),
         };
         let mut wait = self.limiter.paused_for(&pause_key, now);
         let mut remaining: Option<u32> = None;
-        for (name, quota) in self.limiter.learned_quotas(&pause_key) {
-            let key = BucketKey {
-                scope: scope.clone(),
-                bucket: format!("{host}#{name}"),
-            };
-            let (admits, next) = self.limiter.peek(&key, &quota, now);
+        for draw in self.limiter.draws(&self.policy, &self.tenant, &pause_key, None) {
+            let (admits, next) = self.limiter.peek(&draw.key, &draw.quota, now);
             remaining = Some(remaining.map_or(admits, |r| r.min(admits)));
             wait = wait.max(next);
-        }
-        let rules = buckets_for(&host, None).into_iter().flat_map(|bucket| {
-            self.policy
-                .ratelimits
-                .iter()
-                .filter(move |r| r.bucket.eq_ignore_ascii_case(&bucket))
-        });
-        // Declared limits are booked for the run's own calls and for the credential's (see
-        // the rate-limit layer): both must admit.
-        let own = PauseScope::Anonymous {
-            tenant: self.tenant.clone(),
-            plugin: self.policy.plugin.clone(),
-        };
-        let credential = matches!(scope, PauseScope::Credential(_)).then(|| scope.clone());
-        for rule in rules {
-            for scope in std::iter::once(own.clone()).chain(credential.clone()) {
-                let key = BucketKey {
-                    scope,
-                    bucket: super::bucket_name(rule),
-                };
-                let (admits, next) = self.limiter.peek(&key, &Quota::from(rule), now);
-                remaining = Some(remaining.map_or(admits, |r| r.min(admits)));
-                wait = wait.max(next);
-            }
         }
         (remaining, wait)
     }

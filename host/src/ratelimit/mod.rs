@@ -282,8 +282,7 @@ impl RateLimiter {
         now: Duration,
         max_wait: Duration,
     ) -> Result<Duration, Duration> {
-        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        buckets.entry(key.clone()).or_default().reserve(quota, now, max_wait)
+        book(&self.buckets, usize::MAX, key, quota, now, max_wait)
     }
 
     /// [`RateLimiter::reserve`] for a quota a server announced.
@@ -294,20 +293,65 @@ impl RateLimiter {
         now: Duration,
         max_wait: Duration,
     ) -> Result<Duration, Duration> {
-        let mut buckets = self.learned_buckets.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(bucket) = buckets.get_mut(key) {
-            return bucket.reserve(quota, now, max_wait);
+        book(&self.learned_buckets, MAX_TRACKED, key, quota, now, max_wait)
+    }
+
+    /// Every bucket a request carrying `pause_key`'s scope to its host (and to the bucket
+    /// `named`) draws from, in the order they are booked: the quotas the server announced,
+    /// then each declared limit for the plugin's own calls (tenant and plugin: switching
+    /// credentials does not escape it) and, with a credential, for every call sending it
+    /// (plugins sharing a token share its quota). Several limits may name one bucket (per
+    /// second and per hour): all apply.
+    pub(crate) fn draws(
+        &self,
+        policy: &crate::http::EgressPolicy,
+        tenant: &TenantId,
+        pause_key: &PauseKey,
+        named: Option<&str>,
+    ) -> Vec<Draw> {
+        let mut draws: Vec<Draw> = self
+            .learned_quotas(pause_key)
+            .into_iter()
+            .map(|(name, quota)| Draw {
+                key: learned_key(pause_key, &name),
+                quota,
+                max_wait: DEFAULT_MAX_WAIT,
+                learned: true,
+            })
+            .collect();
+        let own = PauseScope::Anonymous {
+            tenant: tenant.clone(),
+            plugin: policy.plugin.clone(),
+        };
+        let credential = matches!(pause_key.scope, PauseScope::Credential(_)).then(|| pause_key.scope.clone());
+        for bucket in buckets_for(&pause_key.host, named) {
+            for rule in policy
+                .ratelimits
+                .iter()
+                .filter(|r| r.bucket.eq_ignore_ascii_case(&bucket))
+            {
+                for scope in std::iter::once(own.clone()).chain(credential.clone()) {
+                    draws.push(Draw {
+                        key: BucketKey {
+                            scope,
+                            bucket: bucket_name(rule),
+                        },
+                        quota: Quota::from(rule),
+                        max_wait: rule.max_wait,
+                        learned: false,
+                    });
+                }
+            }
         }
-        let mut bucket = Gcra::default();
-        let result = bucket.reserve(quota, now, max_wait);
-        if buckets.len() >= MAX_TRACKED {
-            // A bucket whose arrival time has passed is full again: the same as no entry.
-            buckets.retain(|_, bucket| bucket.tat.is_some_and(|tat| tat > now));
+        draws
+    }
+
+    /// Books `draw`'s slot (see [`RateLimiter::reserve`]).
+    pub(crate) fn book(&self, draw: &Draw, now: Duration, max_wait: Duration) -> Result<Duration, Duration> {
+        match draw.learned {
+            true => self.reserve_learned(&draw.key, &draw.quota, now, max_wait),
+            false => self.reserve(&draw.key, &draw.quota, now, max_wait),
         }
-        if buckets.len() < MAX_TRACKED {
-            buckets.insert(key.clone(), bucket);
-        }
-        result
     }
 
     /// What `key`'s bucket admits at `now`, without booking: the requests it would take at
@@ -408,6 +452,56 @@ impl RateLimitLayer {
     }
 }
 
+/// One bucket a request draws from (see [`RateLimiter::draws`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Draw {
+    pub(crate) key: BucketKey,
+    pub(crate) quota: Quota,
+    /// The longest wait for a slot, before the run's deadline cuts it.
+    pub(crate) max_wait: Duration,
+    /// Whether a server announced it (kept in the bounded map).
+    pub(crate) learned: bool,
+}
+
+/// Books a slot in `key`'s bucket of `map`, which keeps at most `bound` buckets: past it,
+/// idle buckets (their arrival time passed: full again, the same as none) make room, and
+/// when none is idle the new bucket goes untracked.
+fn book(
+    map: &Mutex<HashMap<BucketKey, Gcra>>,
+    bound: usize,
+    key: &BucketKey,
+    quota: &Quota,
+    now: Duration,
+    max_wait: Duration,
+) -> Result<Duration, Duration> {
+    let mut buckets = map.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(bucket) = buckets.get_mut(key) {
+        return bucket.reserve(quota, now, max_wait);
+    }
+    let mut bucket = Gcra::default();
+    let result = bucket.reserve(quota, now, max_wait);
+    if buckets.len() >= bound {
+        buckets.retain(|_, bucket| bucket.tat.is_some_and(|tat| tat > now));
+    }
+    if buckets.len() < bound {
+        buckets.insert(key.clone(), bucket);
+    }
+    result
+}
+
+/// The bucket of the quota named `name` that `pause_key`'s server announced.
+fn learned_key(pause_key: &PauseKey, name: &str) -> BucketKey {
+    BucketKey {
+        scope: pause_key.scope.clone(),
+        bucket: format!("{}#{name}", pause_key.host),
+    }
+}
+
+/// A host as buckets and pauses are keyed: lower case, without a trailing dot.
+pub(crate) fn normalized_host(host: &str) -> String {
+    host.trim_end_matches('.').to_ascii_lowercase()
+}
+
 /// The key of a declared limit's bucket: its name, rate and period, so a per-second and a
 /// per-hour limit on one bucket keep apart, and two plugins declaring different rates for one
 /// shared credential do not move each other's arrival times.
@@ -424,7 +518,7 @@ fn bucket_name(rule: &RateLimitConfig) -> String {
 /// (normalised, so `LOCALHOST` or a decimal IP is the same host), and the named one too. A
 /// made-up bucket name adds a limit; it never escapes the host's.
 pub(crate) fn buckets_for(host: &str, named: Option<&str>) -> Vec<String> {
-    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    let host = normalized_host(host);
     match named {
         Some(named) if !named.eq_ignore_ascii_case(&host) => vec![host, named.to_string()],
         _ => vec![host],
@@ -435,8 +529,6 @@ impl EgressLayer for RateLimitLayer {
     fn call(self, request: EgressRequest, next: EgressService) -> EgressFuture {
         Box::pin(async move {
             let ctx = EgressContext::of(&request)?.clone();
-            // The context's URL is normalised (case, IPv4 spellings such as 2130706433).
-            let host = ctx.url.as_ref().and_then(|url| url.host_str()).unwrap_or_default();
             let pause_key = PauseKey {
                 scope: match request.extensions().get::<CredentialId>() {
                     Some(credential) => PauseScope::Credential(*credential),
@@ -445,7 +537,8 @@ impl EgressLayer for RateLimitLayer {
                         plugin: ctx.policy.plugin.clone(),
                     },
                 },
-                host: host.trim_end_matches('.').to_ascii_lowercase(),
+                // The context's URL is normalised (IPv4 spellings such as 2130706433).
+                host: normalized_host(ctx.host()),
             };
             let now = self.clock.monotonic();
             let deadline_left = ctx.deadline.map(|deadline| deadline.saturating_sub(now));
@@ -456,53 +549,19 @@ impl EgressLayer for RateLimitLayer {
                     return Err(EgressError::RateLimited(wait));
                 }
             }
-            let rules = buckets_for(host, ctx.options.bucket.as_deref())
-                .into_iter()
-                .flat_map(|bucket| {
-                    // Several limits may name one bucket (per second and per hour): all apply.
-                    ctx.policy
-                        .ratelimits
-                        .iter()
-                        .filter(move |r| r.bucket.eq_ignore_ascii_case(&bucket))
-                        .map(|rule| (rule, bucket_name(rule)))
-                });
-            // Quotas the server announced hold like declared ones.
-            for (name, quota) in self.limiter.learned_quotas(&pause_key) {
-                let max_wait = deadline_left.map_or(DEFAULT_MAX_WAIT, |left| DEFAULT_MAX_WAIT.min(left));
-                let key = BucketKey {
-                    scope: pause_key.scope.clone(),
-                    bucket: format!("{}#{name}", pause_key.host),
-                };
+            // Every bucket that applies must admit the request; the wait is the longest. A
+            // refusal by a later bucket leaves the earlier bookings in place, which errs on the
+            // side of sending less.
+            for draw in self
+                .limiter
+                .draws(&ctx.policy, &ctx.tenant, &pause_key, ctx.options.bucket.as_deref())
+            {
+                let max_wait = deadline_left.map_or(draw.max_wait, |left| draw.max_wait.min(left));
                 let booked = self
                     .limiter
-                    .reserve_learned(&key, &quota, now, max_wait)
+                    .book(&draw, now, max_wait)
                     .map_err(EgressError::RateLimited)?;
                 wait = wait.max(booked);
-            }
-            // A declared limit holds the plugin's own calls (tenant and plugin: a plugin cannot
-            // escape it by switching credentials), and, when a credential is attached, every
-            // call with that credential too (plugins sharing a token share its quota).
-            let own = PauseScope::Anonymous {
-                tenant: ctx.tenant.clone(),
-                plugin: ctx.policy.plugin.clone(),
-            };
-            let credential = matches!(pause_key.scope, PauseScope::Credential(_)).then(|| pause_key.scope.clone());
-            for (rule, bucket) in rules {
-                let max_wait = deadline_left.map_or(rule.max_wait, |left| rule.max_wait.min(left));
-                for scope in std::iter::once(own.clone()).chain(credential.clone()) {
-                    let key = BucketKey {
-                        scope,
-                        bucket: bucket.clone(),
-                    };
-                    // Every bucket that applies must admit the request; the wait is the
-                    // longest. A refusal by a later bucket leaves the earlier booking in
-                    // place, which errs on the side of sending less.
-                    let booked = self
-                        .limiter
-                        .reserve(&key, &Quota::from(rule), now, max_wait)
-                        .map_err(EgressError::RateLimited)?;
-                    wait = wait.max(booked);
-                }
             }
             if !wait.is_zero() {
                 RunStats::add(&ctx.stats.rate_limit_waits, 1);
@@ -517,12 +576,10 @@ impl EgressLayer for RateLimitLayer {
             let quotas = learned_quotas(response.headers());
             if !quotas.is_empty() {
                 for (name, quota) in self.limiter.learn_quotas(&pause_key, &quotas) {
-                    let key = BucketKey {
-                        scope: pause_key.scope.clone(),
-                        bucket: format!("{}#{name}", pause_key.host),
-                    };
                     // The request that taught the quota counted against it.
-                    let _ = self.limiter.reserve_learned(&key, &quota, now, Duration::MAX);
+                    let _ = self
+                        .limiter
+                        .reserve_learned(&learned_key(&pause_key, &name), &quota, now, Duration::MAX);
                 }
             }
             if let Some(pause) = learned_pause(response.status(), response.headers(), self.clock.now()) {

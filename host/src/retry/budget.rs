@@ -6,14 +6,11 @@
 //! by every run of the tenant. As in Finagle and tower's `TpsBudget`, a floor of retries per
 //! window is always allowed, so a plugin making a handful of calls can still retry them.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::ratelimit::MAX_TRACKED;
-use crate::tenant::TenantId;
+use crate::tenant::{PerDestination, TenantId};
 
 /// The window over which first attempts and retries are counted.
 pub const BUDGET_WINDOW: Duration = Duration::from_secs(10);
@@ -108,8 +105,7 @@ impl RetryBudget {
 /// Every retry budget of the process, by tenant and destination host.
 #[derive(Debug, Default)]
 pub struct RetryBudgets {
-    // By tenant, then host: both looked up by reference, so a request allocates nothing.
-    budgets: Mutex<HashMap<TenantId, HashMap<String, RetryBudget>>>,
+    budgets: PerDestination<RetryBudget>,
 }
 
 impl RetryBudgets {
@@ -128,34 +124,20 @@ impl RetryBudgets {
         self.with(tenant, destination, now, |b| b.withdraw(now, config))
     }
 
+    /// A budget whose window holds nothing is as good as none (see [`PerDestination`]).
     fn with<R>(&self, tenant: &TenantId, destination: &str, now: Duration, f: impl FnOnce(&mut RetryBudget) -> R) -> R {
-        let mut budgets = self.budgets.lock().unwrap_or_else(|e| e.into_inner());
-        if !budgets.contains_key(tenant) {
-            budgets.insert(tenant.clone(), HashMap::new());
-        }
-        let of_tenant = budgets.get_mut(tenant).expect("inserted above");
-        if let Some(budget) = of_tenant.get_mut(destination) {
-            return f(budget);
-        }
-        if of_tenant.len() >= MAX_TRACKED {
-            // A budget whose window holds nothing is the same as none.
-            of_tenant.retain(|_, budget| {
-                budget.current(now);
-                budget.slots.iter().any(|(_, first, retry)| first + retry > 0)
-            });
-        }
-        let mut fresh = RetryBudget::default();
-        let result = f(&mut fresh);
-        if of_tenant.len() < MAX_TRACKED {
-            of_tenant.insert(destination.to_string(), fresh);
-        }
-        result
+        let empty = |budget: &mut RetryBudget| {
+            budget.current(now);
+            budget.slots.iter().all(|(_, first, retry)| first + retry == 0)
+        };
+        self.budgets.with(tenant, destination, empty, f)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ratelimit::MAX_TRACKED;
 
     const SECOND: Duration = Duration::from_secs(1);
 
@@ -210,7 +192,7 @@ mod tests {
         for i in 0..=MAX_TRACKED {
             budgets.deposit(&tenant, &format!("h{i}"), SECOND);
         }
-        let count = || budgets.budgets.lock().unwrap()[&tenant].len();
+        let count = || budgets.budgets.len(&tenant);
         assert_eq!(
             count(),
             MAX_TRACKED,
