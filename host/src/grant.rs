@@ -431,54 +431,27 @@ impl fmt::Display for GrantReport<'_> {
         let limits = grant.limits.apply(&self.manifest.limits);
         let asked_limits = &self.manifest.limits;
         writeln!(f, "\n{:<20} {:<14} {:<14} effective", "limits", "requested", "cap")?;
+        let effective: &Limits = &limits;
+        let time = |name, pick: fn(&Limits) -> Duration, cap: Option<Duration>| {
+            (name, human(pick(asked_limits)), cap.map(human), human(pick(effective)))
+        };
+        let count = |name, pick: fn(&Limits) -> u64, cap: Option<u64>| {
+            let show = |v: u64| v.to_string();
+            (name, show(pick(asked_limits)), cap.map(show), show(pick(effective)))
+        };
+        let caps = &grant.limits;
         let rows: [(&str, String, Option<String>, String); 8] = [
-            (
-                "memory_mib",
-                asked_limits.memory_mib.to_string(),
-                grant.limits.memory_mib.map(|v| v.to_string()),
-                limits.memory_mib.to_string(),
-            ),
-            (
-                "deadline",
-                human(asked_limits.deadline),
-                grant.limits.deadline.map(human),
-                human(limits.deadline),
-            ),
-            (
-                "request_timeout",
-                human(asked_limits.request_timeout),
-                grant.limits.request_timeout.map(human),
-                human(limits.request_timeout),
-            ),
-            (
-                "connect_timeout",
-                human(asked_limits.connect_timeout),
-                grant.limits.connect_timeout.map(human),
-                human(limits.connect_timeout),
-            ),
-            (
-                "first_byte_timeout",
-                human(asked_limits.first_byte_timeout),
-                grant.limits.first_byte_timeout.map(human),
-                human(limits.first_byte_timeout),
-            ),
-            (
-                "idle_timeout",
-                human(asked_limits.idle_timeout),
-                grant.limits.idle_timeout.map(human),
-                human(limits.idle_timeout),
-            ),
-            (
-                "max_response_bytes",
-                asked_limits.max_response_bytes.to_string(),
-                grant.limits.max_response_bytes.map(|v| v.to_string()),
-                limits.max_response_bytes.to_string(),
-            ),
-            (
+            count("memory_mib", |l| l.memory_mib.into(), caps.memory_mib.map(u64::from)),
+            time("deadline", |l| l.deadline, caps.deadline),
+            time("request_timeout", |l| l.request_timeout, caps.request_timeout),
+            time("connect_timeout", |l| l.connect_timeout, caps.connect_timeout),
+            time("first_byte_timeout", |l| l.first_byte_timeout, caps.first_byte_timeout),
+            time("idle_timeout", |l| l.idle_timeout, caps.idle_timeout),
+            count("max_response_bytes", |l| l.max_response_bytes, caps.max_response_bytes),
+            count(
                 "max_concurrency",
-                asked_limits.max_concurrency.to_string(),
-                grant.limits.max_concurrency.map(|v| v.to_string()),
-                limits.max_concurrency.to_string(),
+                |l| l.max_concurrency.into(),
+                caps.max_concurrency.map(u64::from),
             ),
         ];
         for (name, asked, cap, effective) in rows {
