@@ -122,7 +122,42 @@ class _Walk:
         return True
 
 
-class LinkPages:
+class _Pages:
+    """What the Link and cursor walks share: the page count, the iterator protocol and the step
+    that fetches the pending request; each says how to find the next one (`_follow`)."""
+
+    _walk: _Walk
+    _next: Optional[RequestBuilder]
+
+    @property
+    def pages(self) -> int:
+        """How many pages were fetched successfully so far."""
+        return self._walk.pages
+
+    @property
+    def max_pages(self) -> int:
+        """The most pages to fetch before stopping with `TooManyPages`."""
+        return self._walk.max_pages
+
+    def __iter__(self):
+        """The walk itself: an iterator."""
+        return self
+
+    def __next__(self) -> Response:
+        """The next page; raises its error, or `StopIteration` after the last page."""
+        self._walk.take_pending()
+        request, self._next = self._next, None
+        if request is None:
+            raise StopIteration
+        response = self._walk.fetch(request)
+        self._next = self._follow(request, response)
+        return response
+
+    def _follow(self, request: RequestBuilder, response: Response) -> Optional[RequestBuilder]:
+        raise NotImplementedError
+
+
+class LinkPages(_Pages):
     """Pages of a listing paginated with `Link: <...>; rel="next"` headers.
 
     Each next request is the first one with its URL replaced by the next link, used as given:
@@ -141,37 +176,17 @@ class LinkPages:
         except http.Error:
             pass  # sending it will fail with the same error
 
-    @property
-    def pages(self) -> int:
-        """How many pages were fetched successfully so far."""
-        return self._walk.pages
-
-    @property
-    def max_pages(self) -> int:
-        """The most pages to fetch before stopping with `TooManyPages`."""
-        return self._walk.max_pages
-
-    def __iter__(self) -> "LinkPages":
-        """The walk itself: an iterator."""
-        return self
-
-    def __next__(self) -> Response:
-        """The next page; raises its error, or `StopIteration` after the last page."""
-        self._walk.take_pending()
-        request, self._next = self._next, None
-        if request is None:
-            raise StopIteration
-        response = self._walk.fetch(request)
+    def _follow(self, request: RequestBuilder, response: Response) -> Optional[RequestBuilder]:
         next_url = response.next_link()
         if next_url is not None and self._walk.first_visit(normalize_url(next_url)):
-            self._next = request.with_url(next_url)
-        return response
+            return request.with_url(next_url)
+        return None
 
     def __repr__(self) -> str:
         return f"<LinkPages next={self._next!r} pages={self.pages} max_pages={self.max_pages}>"
 
 
-class CursorPages:
+class CursorPages(_Pages):
     """Pages of a listing paginated with a cursor read from each page.
 
     `cursor_of(page)` reads the next cursor from a page (None, or an empty string as Slack sends
@@ -199,33 +214,11 @@ class CursorPages:
         self._apply = apply
         self._walk = _Walk(send, max_pages)
 
-    @property
-    def pages(self) -> int:
-        """How many pages were fetched successfully so far."""
-        return self._walk.pages
-
-    @property
-    def max_pages(self) -> int:
-        """The most pages to fetch before stopping with `TooManyPages`."""
-        return self._walk.max_pages
-
-    def __iter__(self) -> "CursorPages":
-        """The walk itself: an iterator."""
-        return self
-
-    def __next__(self) -> Response:
-        """The next page; raises its error, or `StopIteration` after the last page."""
-        self._walk.take_pending()
-        request, self._next = self._next, None
-        if request is None:
-            raise StopIteration
-        response = self._walk.fetch(request)
+    def _follow(self, request: RequestBuilder, response: Response) -> Optional[RequestBuilder]:
         cursor = self._cursor_of(response)
-        if cursor is not None and cursor != "":
-            cursor = str(cursor)
-            if self._walk.first_visit(cursor):
-                self._next = self._apply(self._first, cursor)
-        return response
+        if cursor is not None and cursor != "" and self._walk.first_visit(str(cursor)):
+            return self._apply(self._first, str(cursor))
+        return None
 
     def __repr__(self) -> str:
         return f"<CursorPages first={self._first!r} pages={self.pages} max_pages={self.max_pages}>"
