@@ -1756,40 +1756,16 @@ function normalizeUrl(url) {
 }
 
 /**
- * Pages of a listing paginated with `Link: <...>; rel="next"` headers (RFC 8288), as GitHub and
- * many REST APIs paginate. Iterating yields one {@link Response} per page; it throws, and then
- * stops, on the first problem: the {@link HttpError} of a failed request, or an
- * {@link UnexpectedStatusError} (non-2xx page), a {@link LoopDetectedError} (a next URL already
- * fetched; thrown after the page that linked to it) or a {@link TooManyPagesError}.
- *
- * Each next request is the first one with its URL replaced by the next link, used as given: the
- * headers, secrets and options carry over, but query pairs added with
- * {@link RequestBuilder#query} do not (the next link already holds them).
- *
- * ```js
- * const first = http.get("https://api.github.com/repos/octocat/hello-world/issues").query("per_page", 100);
- * for (const page of new LinkPages(first)) {
- *   for (const issue of page.json()) output.emit(issue);
- * }
- * ```
+ * What the Link and cursor walks share: the loop guard and page count ({@link Walk}), the
+ * iterator protocol, and the step that fetches the pending request. Each walk says only how to
+ * find the next request (`follow`).
  */
-export class LinkPages {
+class SequentialPages {
   #next;
   #walk;
 
-  /**
-   * Starts a walk at `first`.
-   * @param {RequestBuilder} first
-   * @param {{ send?: (request: RequestBuilder) => Response }} [options] `send` replaces the host
-   *   (for tests).
-   */
   constructor(first, options = {}) {
     this.#walk = new Walk(options.send);
-    try {
-      this.#walk.seen.add(normalizeUrl(first.url()));
-    } catch {
-      // The first request fails on its own when sent.
-    }
     this.#next = first;
   }
 
@@ -1809,6 +1785,15 @@ export class LinkPages {
   }
 
   /**
+   * Whether `key` (a next URL or cursor) is new to this walk; a repeat ends it with
+   * {@link LoopDetectedError}.
+   * @protected
+   */
+  visit(key) {
+    return this.#walk.firstVisit(key);
+  }
+
+  /**
    * The next page.
    * @returns {IteratorResult<Response>}
    * @throws {HttpError | PageError}
@@ -1820,15 +1805,54 @@ export class LinkPages {
     if (!request) return { done: true, value: undefined };
     this.#next = undefined;
     const response = this.#walk.fetch(request);
-    const nextUrl = response.nextLink();
-    if (nextUrl !== undefined && this.#walk.firstVisit(normalizeUrl(nextUrl))) {
-      this.#next = request.withUrl(nextUrl);
-    }
+    this.#next = this.follow(request, response);
     return { done: false, value: response };
   }
 
   [Symbol.iterator]() {
     return this;
+  }
+}
+
+/**
+ * Pages of a listing paginated with `Link: <...>; rel="next"` headers (RFC 8288), as GitHub and
+ * many REST APIs paginate. Iterating yields one {@link Response} per page; it throws, and then
+ * stops, on the first problem: the {@link HttpError} of a failed request, or an
+ * {@link UnexpectedStatusError} (non-2xx page), a {@link LoopDetectedError} (a next URL already
+ * fetched; thrown after the page that linked to it) or a {@link TooManyPagesError}.
+ *
+ * Each next request is the first one with its URL replaced by the next link, used as given: the
+ * headers, secrets and options carry over, but query pairs added with
+ * {@link RequestBuilder#query} do not (the next link already holds them).
+ *
+ * ```js
+ * const first = http.get("https://api.github.com/repos/octocat/hello-world/issues").query("per_page", 100);
+ * for (const page of new LinkPages(first)) {
+ *   for (const issue of page.json()) output.emit(issue);
+ * }
+ * ```
+ */
+export class LinkPages extends SequentialPages {
+  /**
+   * Starts a walk at `first`.
+   * @param {RequestBuilder} first
+   * @param {{ send?: (request: RequestBuilder) => Response }} [options] `send` replaces the host
+   *   (for tests).
+   */
+  constructor(first, options = {}) {
+    super(first, options);
+    try {
+      this.visit(normalizeUrl(first.url()));
+    } catch {
+      // The first request fails on its own when sent.
+    }
+  }
+
+  /** @protected */
+  follow(request, response) {
+    const nextUrl = response.nextLink();
+    if (nextUrl !== undefined && this.visit(normalizeUrl(nextUrl))) return request.withUrl(nextUrl);
+    return undefined;
   }
 }
 
@@ -1849,12 +1873,10 @@ export class LinkPages {
  * );
  * ```
  */
-export class CursorPages {
+export class CursorPages extends SequentialPages {
   #first;
-  #next;
   #cursorOf;
   #apply;
-  #walk;
 
   /**
    * Starts a walk at `first`.
@@ -1865,49 +1887,17 @@ export class CursorPages {
    *   (for tests).
    */
   constructor(first, cursorOf, apply, options = {}) {
+    super(first, options);
     this.#first = first;
-    this.#next = first;
     this.#cursorOf = cursorOf;
     this.#apply = apply;
-    this.#walk = new Walk(options.send);
   }
 
-  /**
-   * Sets the most pages to fetch before stopping with {@link TooManyPagesError}.
-   * @param {number} maxPages
-   * @returns {this}
-   */
-  maxPages(maxPages) {
-    this.#walk.maxPages = maxPages;
-    return this;
-  }
-
-  /** How many pages were fetched successfully so far. @type {number} */
-  get pages() {
-    return this.#walk.pages;
-  }
-
-  /**
-   * The next page.
-   * @returns {IteratorResult<Response>}
-   * @throws {HttpError | PageError}
-   */
-  next() {
-    const pending = this.#walk.takePending();
-    if (pending) throw pending;
-    const request = this.#next;
-    if (!request) return { done: true, value: undefined };
-    this.#next = undefined;
-    const response = this.#walk.fetch(request);
+  /** @protected */
+  follow(_request, response) {
     const cursor = this.#cursorOf(response);
-    if (cursor != null && cursor !== "" && this.#walk.firstVisit(String(cursor))) {
-      this.#next = this.#apply(this.#first, String(cursor));
-    }
-    return { done: false, value: response };
-  }
-
-  [Symbol.iterator]() {
-    return this;
+    if (cursor != null && cursor !== "" && this.visit(String(cursor))) return this.#apply(this.#first, String(cursor));
+    return undefined;
   }
 }
 
