@@ -672,7 +672,7 @@ impl Runtime {
                 deadline: Some(self.clock.monotonic().saturating_add(deadline)),
                 redactor: secrets.redactor.clone(),
                 batches: ResourceTable::new(),
-                wasi: crate::http::WasiSlots::new(policy.limits.max_concurrency, policy.limits.memory_mib),
+                wasi: None,
             },
             secrets: SecretsCtx {
                 available: secrets.available,

@@ -36,8 +36,9 @@ pub(crate) struct HttpCtx {
     pub(crate) redactor: Arc<RunRedactor>,
     /// The run's streaming batches.
     pub(crate) batches: ResourceTable,
-    /// What the run's `wasi:http` requests may hold at once (see `http::wasi`).
-    pub(crate) wasi: super::wasi::WasiSlots,
+    /// What the run's `wasi:http` requests may hold at once (see `http::wasi`); made on the
+    /// first such request, so runs that make none pay nothing for it.
+    pub(crate) wasi: Option<super::wasi::WasiSlots>,
 }
 
 /// A streaming batch: requests not yet started, and the ones in flight. The in-flight ones are

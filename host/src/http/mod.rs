@@ -43,4 +43,3 @@ pub use netpolicy::{AddressKind, Cidr, CidrError, ForbiddenAddress, NetPolicy};
 pub use pipeline::{Egress, EgressParts};
 pub use stage::{EgressFuture, EgressLayer, EgressService, stage};
 pub use timeout::TimeoutLayer;
-pub(crate) use wasi::WasiSlots;

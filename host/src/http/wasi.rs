@@ -110,7 +110,11 @@ impl WasiHttpHooks for HttpCtx {
         };
         let ctx = self.context(None, Vec::new(), options, call);
         let egress = self.egress.clone();
-        let slots = self.wasi.clone();
+        let limits = &self.policy.limits;
+        let slots = self
+            .wasi
+            .get_or_insert_with(|| WasiSlots::new(limits.max_concurrency, limits.memory_mib))
+            .clone();
         let Ok(pending) = slots.pending.clone().try_acquire_owned() else {
             return Box::new(async { Err(WasiHttpError::ConnectionLimitReached) });
         };

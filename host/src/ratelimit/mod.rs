@@ -394,6 +394,11 @@ impl RateLimiter {
         new
     }
 
+    /// Whether any pause or quota was ever learned (until then there is nothing to look up).
+    pub(crate) fn learned_any(&self) -> bool {
+        self.learned_any.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// The quotas learned for `key`.
     pub fn learned_quotas(&self, key: &PauseKey) -> Vec<(String, Quota)> {
         if !self.learned_any.load(std::sync::atomic::Ordering::Relaxed) {
@@ -529,9 +534,10 @@ impl EgressLayer for RateLimitLayer {
     fn call(self, request: EgressRequest, next: EgressService) -> EgressFuture {
         Box::pin(async move {
             let ctx = EgressContext::of(&request)?.clone();
-            let pause_key = PauseKey {
-                scope: match request.extensions().get::<CredentialId>() {
-                    Some(credential) => PauseScope::Credential(*credential),
+            let credential = request.extensions().get::<CredentialId>().copied();
+            let make_pause_key = || PauseKey {
+                scope: match credential {
+                    Some(credential) => PauseScope::Credential(credential),
                     None => PauseScope::Anonymous {
                         tenant: ctx.tenant.clone(),
                         plugin: ctx.policy.plugin.clone(),
@@ -541,27 +547,32 @@ impl EgressLayer for RateLimitLayer {
                 host: normalized_host(ctx.host()),
             };
             let now = self.clock.monotonic();
-            let deadline_left = ctx.deadline.map(|deadline| deadline.saturating_sub(now));
-            let mut wait = self.limiter.paused_for(&pause_key, now);
-            if !wait.is_zero() {
-                let max_wait = deadline_left.map_or(DEFAULT_MAX_WAIT, |left| DEFAULT_MAX_WAIT.min(left));
-                if wait > max_wait {
-                    return Err(EgressError::RateLimited(wait));
+            let mut wait = Duration::ZERO;
+            // Most requests have nothing to draw from: no declared limit, nothing learned yet.
+            let pause_key = (self.limiter.learned_any() || !ctx.policy.ratelimits.is_empty()).then(make_pause_key);
+            if let Some(pause_key) = &pause_key {
+                let deadline_left = ctx.deadline.map(|deadline| deadline.saturating_sub(now));
+                wait = self.limiter.paused_for(pause_key, now);
+                if !wait.is_zero() {
+                    let max_wait = deadline_left.map_or(DEFAULT_MAX_WAIT, |left| DEFAULT_MAX_WAIT.min(left));
+                    if wait > max_wait {
+                        return Err(EgressError::RateLimited(wait));
+                    }
                 }
-            }
-            // Every bucket that applies must admit the request; the wait is the longest. A
-            // refusal by a later bucket leaves the earlier bookings in place, which errs on the
-            // side of sending less.
-            for draw in self
-                .limiter
-                .draws(&ctx.policy, &ctx.tenant, &pause_key, ctx.options.bucket.as_deref())
-            {
-                let max_wait = deadline_left.map_or(draw.max_wait, |left| draw.max_wait.min(left));
-                let booked = self
+                // Every bucket that applies must admit the request; the wait is the longest. A
+                // refusal by a later bucket leaves the earlier bookings in place, which errs on
+                // the side of sending less.
+                for draw in self
                     .limiter
-                    .book(&draw, now, max_wait)
-                    .map_err(EgressError::RateLimited)?;
-                wait = wait.max(booked);
+                    .draws(&ctx.policy, &ctx.tenant, pause_key, ctx.options.bucket.as_deref())
+                {
+                    let max_wait = deadline_left.map_or(draw.max_wait, |left| draw.max_wait.min(left));
+                    let booked = self
+                        .limiter
+                        .book(&draw, now, max_wait)
+                        .map_err(EgressError::RateLimited)?;
+                    wait = wait.max(booked);
+                }
             }
             if !wait.is_zero() {
                 RunStats::add(&ctx.stats.rate_limit_waits, 1);
@@ -574,6 +585,11 @@ impl EgressLayer for RateLimitLayer {
                 ctx.stats.bucket(ctx.host(), |b| b.rate_limited += 1);
             }
             let quotas = learned_quotas(response.headers());
+            let pause = learned_pause(response.status(), response.headers(), self.clock.now());
+            if quotas.is_empty() && pause.is_none() {
+                return Ok(response);
+            }
+            let pause_key = pause_key.unwrap_or_else(make_pause_key);
             if !quotas.is_empty() {
                 for (name, quota) in self.limiter.learn_quotas(&pause_key, &quotas) {
                     // The request that taught the quota counted against it.
@@ -582,7 +598,7 @@ impl EgressLayer for RateLimitLayer {
                         .reserve_learned(&learned_key(&pause_key, &name), &quota, now, Duration::MAX);
                 }
             }
-            if let Some(pause) = learned_pause(response.status(), response.headers(), self.clock.now()) {
+            if let Some(pause) = pause {
                 let now = self.clock.monotonic();
                 self.limiter.pause(pause_key.clone(), now + pause.wait, now);
                 RunStats::add(&ctx.stats.learned_pauses, 1);
