@@ -152,3 +152,47 @@ async fn a_guest_that_starts_requests_and_never_reads_them_is_bounded() {
     );
     assert!(server.received().len() <= apiary_host::MAX_BATCH_REQUESTS);
 }
+
+/// A server on 127.0.0.1 that answers every request after 50 ms and records the most it had
+/// open at once.
+async fn counting_server(most: std::sync::Arc<std::sync::atomic::AtomicUsize>) -> String {
+    use std::sync::atomic::Ordering;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://127.0.0.1:{}/", listener.local_addr().unwrap().port());
+    let open = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let (open, most) = (open.clone(), most.clone());
+            tokio::spawn(async move {
+                let mut request = [0u8; 4096];
+                while let Ok(n) = socket.read(&mut request).await {
+                    if n == 0 {
+                        break;
+                    }
+                    let now = open.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    open.fetch_sub(1, Ordering::SeqCst);
+                    let _ = socket
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                        .await;
+                }
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn a_stock_guest_has_at_most_max_concurrency_requests_on_the_network() {
+    let most = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let url = counting_server(most.clone()).await;
+    let (runtime, _) = runtime_with_clock();
+    let plugin = stock_guest(&runtime, &grant(&url, "[limits]\nmax_concurrency = 4\n"));
+    let (result, records) = run(&runtime, &plugin, "flood", json!({"url": url, "count": 40})).await;
+    result.unwrap();
+    assert_eq!(records[0]["last"], "ok", "{}", records[0]);
+    let most = most.load(std::sync::atomic::Ordering::SeqCst);
+    assert!((2..=4).contains(&most), "{most} requests were open at once");
+}
